@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine:  `make report`  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN = $(VENV)/bin
+PLUGINS = $(wildcard plugins/*/pyproject.toml)
+
+.PHONY: setup report test bench demo
+
+setup: $(VENV)/.installed
+
+# torch first, so that the project's `torch>=2.1` is already met and pip does not fetch another build.
+$(VENV)/.installed: pyproject.toml $(PLUGINS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test,fast,demo,onnx]" $(patsubst %/pyproject.toml,./%,$(PLUGINS))
+	touch $@
+
+report: setup
+	$(BIN)/warpkit report
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/warpkit bench
+
+demo: setup
+	$(BIN)/warpkit demo stn

@@ -1,0 +1,98 @@
+"""Input checks shared by every public function. Helpers raise with the argument's name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ._errors import DeviceError, DTypeError, ShapeError, SizeLimitError
+
+__all__ = [
+    "as_float_tensor",
+    "check_floating",
+    "check_size",
+    "check_same_device",
+    "batch_points",
+    "broadcast_batch",
+    "check_output_size",
+]
+
+
+def check_floating(tensor: object, argument: str) -> torch.Tensor:
+    """Return ``tensor`` if it is a real floating torch tensor, else raise."""
+    if not isinstance(tensor, torch.Tensor):
+        raise DTypeError(f"{argument}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.is_floating_point():
+        raise DTypeError(f"{argument}: expected a floating dtype, got {tensor.dtype}")
+    return tensor
+
+
+def as_float_tensor(value: object, argument: str, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Turn ``value`` (tensor, array or nested sequence) into a floating tensor.
+
+    Integer input becomes ``like``'s dtype (or the default dtype); floating tensors keep their dtype.
+    """
+    if isinstance(value, torch.Tensor):
+        tensor = value
+    else:
+        try:
+            tensor = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise DTypeError(f"{argument}: expected a tensor or array of numbers, got {type(value).__name__}") from exc
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise DTypeError(f"{argument}: expected a real floating dtype, got {tensor.dtype}")
+    if not tensor.is_floating_point():
+        tensor = tensor.to(like.dtype if like is not None else torch.get_default_dtype())
+    if like is not None and tensor.device != like.device and not isinstance(value, torch.Tensor):
+        tensor = tensor.to(like.device)
+    return tensor
+
+
+def check_same_device(*named: tuple[str, torch.Tensor]) -> None:
+    """Raise unless every tensor lives on the same device as the first one."""
+    (first_name, first), *rest = named
+    for name, tensor in rest:
+        if tensor.device != first.device:
+            raise DeviceError(f"{name}: expected device {first.device} (that of {first_name}), got {tensor.device}")
+
+
+def check_size(size: object, argument: str = "size") -> tuple[int, int]:
+    """Return ``size`` as ``(H, W)`` of non-negative ints."""
+    if isinstance(size, torch.Size) or (isinstance(size, Sequence) and not isinstance(size, str)):
+        values = tuple(size)
+        if len(values) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            return int(values[0]), int(values[1])
+    raise ShapeError(f"{argument}: expected (H, W) as two non-negative ints, got {size!r}")
+
+
+def batch_points(points: torch.Tensor, argument: str = "points") -> tuple[torch.Tensor, bool]:
+    """Return points as ``(B, N, 2)`` and whether the input was unbatched ``(N, 2)``."""
+    if points.ndim == 2 and points.shape[-1] == 2:
+        return points.unsqueeze(0), True
+    if points.ndim == 3 and points.shape[-1] == 2:
+        return points, False
+    raise ShapeError(f"{argument}: expected shape (N, 2) or (B, N, 2), got {tuple(points.shape)}")
+
+
+def broadcast_batch(a: int, b: int, what: str) -> int:
+    """The common batch size of two batches, where size 1 broadcasts."""
+    if a == b or b == 1:
+        return a
+    if a == 1:
+        return b
+    raise ShapeError(f"{what}: batch sizes {a} and {b} do not match (and neither is 1)")
+
+
+# Outputs larger than this many elements are refused before anything is allocated.
+MAX_OUTPUT_ELEMENTS = 2**31
+
+
+def check_output_size(batch: int, channels: int, size: tuple[int, int], argument: str = "size") -> None:
+    """Refuse an output of ``batch x channels x H x W`` elements above :data:`MAX_OUTPUT_ELEMENTS`."""
+    elements = batch * channels * size[0] * size[1]
+    if elements > MAX_OUTPUT_ELEMENTS:
+        raise SizeLimitError(
+            f"{argument}: output of {batch}x{channels}x{size[0]}x{size[1]} = {elements:,} elements exceeds the "
+            f"limit of {MAX_OUTPUT_ELEMENTS:,} (warpkit.set_max_output_elements raises it)"
+        )

@@ -1,0 +1,61 @@
+"""Pixel grids, homogeneous points, and the pixel <-> normalised ([-1, 1]) frames used by torch."""
+
+from __future__ import annotations
+
+import torch
+
+from ._errors import ShapeError
+
+__all__ = ["pixel_grid", "apply_matrix", "normalization_matrix", "theta_to_matrix", "matrix_to_theta"]
+
+
+def pixel_grid(size: tuple[int, int], dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:
+    """``(H, W, 2)`` pixel centres ``(x, y)`` of an image of ``size = (H, W)``."""
+    height, width = size
+    ys = torch.arange(height, dtype=dtype, device=device)
+    xs = torch.arange(width, dtype=dtype, device=device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], dim=-1)
+
+
+def apply_matrix(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Apply ``(B, 3, 3)`` matrices to ``(B, N, 2)`` points (projective division included)."""
+    linear = matrix[:, :2, :2]
+    offset = matrix[:, :2, 2]
+    mapped = points @ linear.transpose(1, 2) + offset.unsqueeze(1)
+    w = points @ matrix[:, 2, :2].unsqueeze(-1) + matrix[:, 2, 2].reshape(-1, 1, 1)
+    return mapped / w
+
+
+def normalization_matrix(
+    size: tuple[int, int], align_corners: bool, dtype: torch.dtype = torch.float64, device=None
+) -> torch.Tensor:
+    """``(3, 3)`` matrix taking pixel coordinates of an image of ``size = (H, W)`` to torch's [-1, 1].
+
+    align_corners=False: -1 and 1 are the outer edges of the border pixels; True: their centres.
+    """
+    height, width = size
+    if align_corners:
+        if height < 2 or width < 2:
+            raise ShapeError(f"size: align_corners=True needs H and W >= 2, got {size}")
+        sx, sy, ox, oy = 2 / (width - 1), 2 / (height - 1), -1.0, -1.0
+    else:
+        if height < 1 or width < 1:
+            raise ShapeError(f"size: expected H and W >= 1, got {size}")
+        sx, sy, ox, oy = 2 / width, 2 / height, 1 / width - 1, 1 / height - 1
+    return torch.tensor([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
+
+
+def theta_to_matrix(theta: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:
+    """``(B, 3, 3)`` normalised dst -> src ``theta`` into the pixel source -> destination matrix ``M``."""
+    n_src = normalization_matrix(src_size, align_corners, theta.dtype, theta.device)
+    n_dst = normalization_matrix(dst_size, align_corners, theta.dtype, theta.device)
+    dst_to_src = torch.linalg.solve(n_src, theta) @ n_dst
+    return torch.linalg.inv(dst_to_src)
+
+
+def matrix_to_theta(matrix: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:
+    """Inverse of :func:`theta_to_matrix`: ``(B, 3, 3)`` pixel ``M`` into normalised dst -> src ``theta``."""
+    n_src = normalization_matrix(src_size, align_corners, matrix.dtype, matrix.device)
+    n_dst = normalization_matrix(dst_size, align_corners, matrix.dtype, matrix.device)
+    return n_src @ torch.linalg.solve(matrix, torch.linalg.inv(n_dst))

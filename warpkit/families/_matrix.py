@@ -1,0 +1,93 @@
+"""Functions shared by the matrix families (no shared base class beyond Transform)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._checks import as_float_tensor, batch_points, check_same_device
+from .._errors import DegenerateInputError, ShapeError, SingularMatrixError
+
+__all__ = ["checked_inverse", "check_spread", "correspondences", "point_normalizer"]
+
+
+def checked_inverse(matrix: torch.Tensor, argument: str = "matrix") -> torch.Tensor:
+    """Invert ``(B, n, n)`` matrices; raise :class:`SingularMatrixError` for singular or non-finite ones."""
+    if not torch.isfinite(matrix).all():
+        raise SingularMatrixError(f"{argument}: expected finite values, got {matrix.detach().cpu().tolist()}")
+    n = matrix.shape[-1]
+    work = matrix.detach().double()
+    scale = work.flatten(1).norm(dim=1).clamp_min(1e-300)
+    det = torch.linalg.det(work / scale.reshape(-1, 1, 1)).abs()
+    bad = det <= 1e-12 * n
+    if bad.any():
+        index = int(bad.nonzero()[0, 0])
+        raise SingularMatrixError(
+            f"{argument}: expected an invertible matrix, got a singular one at batch index {index}: "
+            f"{matrix[index].detach().cpu().tolist()}"
+        )
+    return torch.linalg.inv(matrix)
+
+
+def correspondences(src, dst, weights, minimum: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.dtype]:
+    """Check and batch correspondences for an estimate.
+
+    Returns ``src``, ``dst`` as ``(B, N, 2)`` float64, ``weights`` as ``(B, N)`` float64, and the dtype
+    the result should have.
+    """
+    src_t = as_float_tensor(src, "src")
+    dst_t = as_float_tensor(dst, "dst", like=src_t)
+    check_same_device(("src", src_t), ("dst", dst_t))
+    s, _ = batch_points(src_t, "src")
+    d, _ = batch_points(dst_t, "dst")
+    if s.shape[1] != d.shape[1]:
+        raise ShapeError(f"dst: expected {s.shape[1]} points to match src, got {d.shape[1]}")
+    batch = max(s.shape[0], d.shape[0])
+    if s.shape[0] not in (1, batch) or d.shape[0] not in (1, batch):
+        raise ShapeError(f"src and dst: batch sizes {s.shape[0]} and {d.shape[0]} do not match")
+    if s.shape[1] < minimum:
+        raise DegenerateInputError(f"src: expected at least {minimum} points, got {s.shape[1]}")
+    s = s.double().expand(batch, -1, -1)
+    d = d.double().expand(batch, -1, -1)
+    if weights is None:
+        w = s.new_ones(batch, s.shape[1])
+    else:
+        w = as_float_tensor(weights, "weights", like=src_t).double()
+        if w.ndim == 1:
+            w = w.unsqueeze(0)
+        if w.ndim != 2 or w.shape[1] != s.shape[1] or w.shape[0] not in (1, batch):
+            raise ShapeError(f"weights: expected shape (N,) or (B, N) with N={s.shape[1]}, got {tuple(w.shape)}")
+        if not torch.isfinite(w).all() or (w < 0).any():
+            raise DegenerateInputError("weights: expected finite, non-negative values")
+        w = w.expand(batch, -1)
+    if not (torch.isfinite(s).all() and torch.isfinite(d).all()):
+        raise DegenerateInputError("src, dst: expected finite coordinates, got NaN or infinity")
+    dtype = torch.promote_types(src_t.dtype, dst_t.dtype)
+    return s, d, w, dtype
+
+
+def point_normalizer(points: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, 3)`` similarity moving ``(B, N, 2)`` points to weighted centroid 0, mean distance sqrt(2)."""
+    total = weights.sum(1, keepdim=True).clamp_min(1e-300)
+    centre = (weights.unsqueeze(-1) * points).sum(1) / total
+    distance = ((points - centre.unsqueeze(1)).norm(dim=-1) * weights).sum(1, keepdim=True) / total
+    scale = (2**0.5) / distance.clamp_min(1e-300)
+    t = points.new_zeros(points.shape[0], 3, 3)
+    t[:, 0, 0] = scale[:, 0]
+    t[:, 1, 1] = scale[:, 0]
+    t[:, :2, 2] = -scale * centre
+    t[:, 2, 2] = 1
+    return t
+
+
+def check_spread(points: torch.Tensor, weights: torch.Tensor, argument: str = "src") -> None:
+    """Raise when weighted ``(B, N, 2)`` points are (numerically) all on one line or one spot."""
+    total = weights.sum(1, keepdim=True).clamp_min(1e-300)
+    centre = (weights.unsqueeze(-1) * points).sum(1, keepdim=True) / total.unsqueeze(-1)
+    centred = (points - centre) * weights.unsqueeze(-1).sqrt()
+    singular = torch.linalg.svdvals(centred.detach())
+    bad = singular[:, 1] <= 1e-9 * singular[:, 0].clamp_min(1e-300)
+    if bad.any():
+        index = int(bad.nonzero()[0, 0])
+        raise DegenerateInputError(
+            f"{argument}: expected points spread in 2D, got collinear or coincident points at batch index {index}"
+        )

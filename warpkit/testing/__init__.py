@@ -1,0 +1,3 @@
+"""The conformance kit (placeholder until the plugins issue lands)."""
+
+__all__: list[str] = []

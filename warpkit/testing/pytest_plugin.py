@@ -1,0 +1,1 @@
+"""pytest plugin for warpkit family authors (placeholder until the plugins issue lands)."""
