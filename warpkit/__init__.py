@@ -14,15 +14,19 @@ from ._errors import (
     WarpkitError,
 )
 from ._base import Composed, Transform
+from ._checks import get_max_output_elements, set_max_output_elements
 from ._modes import Interpolation, Padding
 from ._sampler import sample
 from ._warp import warp
+from . import _fast  # registers the fast CPU sampler backend (numba imported lazily)
 from .families import Affine, Projective, ThinPlateSpline
 from ._registry import families, get_family, register_family
 
 for _family in (Affine, Projective, ThinPlateSpline):
     register_family(_family)
 del _family
+
+from . import nn  # noqa: E402  (needs the registry filled)
 
 __version__ = "0.1.0"
 
@@ -47,7 +51,10 @@ __all__ = [
     "WarpkitError",
     "families",
     "get_family",
+    "get_max_output_elements",
+    "nn",
     "register_family",
     "sample",
+    "set_max_output_elements",
     "warp",
 ]

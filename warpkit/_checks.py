@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -16,6 +18,8 @@ __all__ = [
     "batch_points",
     "broadcast_batch",
     "check_output_size",
+    "get_max_output_elements",
+    "set_max_output_elements",
 ]
 
 
@@ -81,11 +85,56 @@ def broadcast_batch(a: int, b: int, what: str) -> int:
         return a
     if a == 1:
         return b
-    raise ShapeError(f"{what}: batch sizes {a} and {b} do not match (and neither is 1)")
+    raise ShapeError(f"{what}: expected batch sizes that match (or are 1), got {a} and {b}")
 
 
-# Outputs larger than this many elements are refused before anything is allocated.
-MAX_OUTPUT_ELEMENTS = 2**31
+# Outputs larger than this many elements are refused before anything is allocated. Configurable with
+# set_max_output_elements or, at import, the environment variable WARPKIT_MAX_OUTPUT_ELEMENTS.
+DEFAULT_MAX_OUTPUT_ELEMENTS = 2**31
+_ENV_LIMIT = "WARPKIT_MAX_OUTPUT_ELEMENTS"
+
+
+def _parse_limit(value: object, argument: str) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip().replace("_", ""))
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SizeLimitError(f"{argument}: expected a non-negative int (number of elements), got {value!r}")
+    return int(value)
+
+
+def _limit_from_environment() -> int:
+    raw = os.environ.get(_ENV_LIMIT)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_OUTPUT_ELEMENTS
+    try:
+        return _parse_limit(raw, _ENV_LIMIT)
+    except SizeLimitError as exc:
+        # A bad environment variable must not break `import warpkit`: say so and keep the default.
+        warnings.warn(f"{exc}; using the default {DEFAULT_MAX_OUTPUT_ELEMENTS:,}", RuntimeWarning, stacklevel=2)
+        return DEFAULT_MAX_OUTPUT_ELEMENTS
+
+
+MAX_OUTPUT_ELEMENTS = _limit_from_environment()
+
+
+def get_max_output_elements() -> int:
+    """The largest output (``B * C * H * W`` elements) that ``warp``, ``sample`` and ``grid`` produce."""
+    return MAX_OUTPUT_ELEMENTS
+
+
+def set_max_output_elements(limit: int) -> int:
+    """Set the output size limit (elements, ``B * C * H * W``) and return the previous one.
+
+    Outputs above the limit raise :class:`SizeLimitError` before anything is allocated. The default is
+    ``2**31``, or ``WARPKIT_MAX_OUTPUT_ELEMENTS`` when that is set at import.
+    """
+    global MAX_OUTPUT_ELEMENTS
+    new = _parse_limit(limit, "limit")
+    old, MAX_OUTPUT_ELEMENTS = MAX_OUTPUT_ELEMENTS, new
+    return old
 
 
 def check_output_size(batch: int, channels: int, size: tuple[int, int], argument: str = "size") -> None:
@@ -93,6 +142,6 @@ def check_output_size(batch: int, channels: int, size: tuple[int, int], argument
     elements = batch * channels * size[0] * size[1]
     if elements > MAX_OUTPUT_ELEMENTS:
         raise SizeLimitError(
-            f"{argument}: output of {batch}x{channels}x{size[0]}x{size[1]} = {elements:,} elements exceeds the "
-            f"limit of {MAX_OUTPUT_ELEMENTS:,} (warpkit.set_max_output_elements raises it)"
+            f"{argument}: expected an output of at most {MAX_OUTPUT_ELEMENTS:,} elements, got "
+            f"{batch}x{channels}x{size[0]}x{size[1]} = {elements:,} (warpkit.set_max_output_elements raises the limit)"
         )

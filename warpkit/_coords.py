@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._errors import ShapeError
+from ._errors import ShapeError, SingularMatrixError
 
 __all__ = ["pixel_grid", "apply_matrix", "normalization_matrix", "theta_to_matrix", "matrix_to_theta"]
 
@@ -51,7 +51,13 @@ def theta_to_matrix(theta: torch.Tensor, src_size, dst_size, align_corners: bool
     n_src = normalization_matrix(src_size, align_corners, theta.dtype, theta.device)
     n_dst = normalization_matrix(dst_size, align_corners, theta.dtype, theta.device)
     dst_to_src = torch.linalg.solve(n_src, theta) @ n_dst
-    return torch.linalg.inv(dst_to_src)
+    matrix, info = torch.linalg.inv_ex(dst_to_src)
+    if (info != 0).any():
+        index = int((info != 0).nonzero()[0, 0])
+        raise SingularMatrixError(
+            f"params: expected parameters of an invertible transform, got singular ones at batch index {index}"
+        )
+    return matrix
 
 
 def matrix_to_theta(matrix: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import broadcast_batch, check_floating, check_same_device
+from ._checks import broadcast_batch, check_floating, check_output_size, check_same_device
 from ._errors import ShapeError
 from ._modes import Interpolation, Padding, parse_mode
 
@@ -50,6 +50,8 @@ def sample(
     mode = parse_mode(Interpolation, interpolation, "interpolation")
     pad = parse_mode(Padding, padding, "padding")
     image, grid, unbatched = _check_image_and_grid(image, grid)
+    batch = broadcast_batch(image.shape[0], grid.shape[0], "image and grid")
+    check_output_size(batch, image.shape[1], (grid.shape[1], grid.shape[2]), "grid")
     fill_t = prepare_fill(fill, pad, image)
     out = _dispatch(image, grid, mode, pad, fill_t)
     return out[0] if unbatched else out
@@ -155,7 +157,9 @@ def _finish(out: torch.Tensor, like: torch.Tensor, dtype: torch.dtype) -> torch.
 def _taps(coord: torch.Tensor, mode: Interpolation) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Integer tap positions and their weights along one axis."""
     if mode is Interpolation.NEAREST:
-        index = torch.floor(coord + 0.5)
+        # Exact .5 ties round half to even, as OpenCV (cvRound) and torch's grid_sample do; such ties
+        # are common (half-pixel shifts, scaling by 2).
+        index = torch.round(coord)
         return [(index.long(), torch.ones_like(coord))]
     base = torch.floor(coord)
     t = coord - base

@@ -7,6 +7,7 @@ import torch
 from ._base import Transform
 from ._checks import check_floating, check_output_size, check_size
 from ._errors import ShapeError, WarpkitError
+from ._fast import warp_matrix as _fast_warp_matrix
 from ._modes import Interpolation, Padding
 from ._sampler import sample
 
@@ -43,6 +44,11 @@ def warp(
     size = tuple(image.shape[-2:]) if size is None else check_size(size)
     batch = image.shape[0] if image.ndim == 4 else 1
     check_output_size(max(batch, transform.batch_size), image.shape[-3], size)
+    if transform.has_matrix:  # fused kernel: coordinates computed from the matrix, no grid materialised
+        batched = image if image.ndim == 4 else image.unsqueeze(0)
+        out = _fast_warp_matrix(batched, transform, size, interpolation, padding, fill)
+        if out is not None:
+            return out[0] if image.ndim == 3 and transform.batch_size == 1 else out
     grid = transform.grid(size)
     if image.ndim == 3:
         if transform.batch_size == 1:

@@ -43,7 +43,7 @@ def correspondences(src, dst, weights, minimum: int) -> tuple[torch.Tensor, torc
         raise ShapeError(f"dst: expected {s.shape[1]} points to match src, got {d.shape[1]}")
     batch = max(s.shape[0], d.shape[0])
     if s.shape[0] not in (1, batch) or d.shape[0] not in (1, batch):
-        raise ShapeError(f"src and dst: batch sizes {s.shape[0]} and {d.shape[0]} do not match")
+        raise ShapeError(f"src and dst: expected batch sizes that match (or are 1), got {s.shape[0]} and {d.shape[0]}")
     if s.shape[1] < minimum:
         raise DegenerateInputError(f"src: expected at least {minimum} points, got {s.shape[1]}")
     s = s.double().expand(batch, -1, -1)
@@ -57,7 +57,7 @@ def correspondences(src, dst, weights, minimum: int) -> tuple[torch.Tensor, torc
         if w.ndim != 2 or w.shape[1] != s.shape[1] or w.shape[0] not in (1, batch):
             raise ShapeError(f"weights: expected shape (N,) or (B, N) with N={s.shape[1]}, got {tuple(w.shape)}")
         if not torch.isfinite(w).all() or (w < 0).any():
-            raise DegenerateInputError("weights: expected finite, non-negative values")
+            raise DegenerateInputError(f"weights: expected finite, non-negative values, got minimum {float(w.min())}")
         w = w.expand(batch, -1)
     if not (torch.isfinite(s).all() and torch.isfinite(d).all()):
         raise DegenerateInputError("src, dst: expected finite coordinates, got NaN or infinity")

@@ -33,7 +33,10 @@ class Affine(Transform):
         if m.shape[1] == 3:
             last = torch.tensor([0.0, 0.0, 1.0], dtype=m.dtype, device=m.device)
             if not torch.equal(m[:, 2].detach(), last.expand_as(m[:, 2])):
-                raise ShapeError("matrix: a (B, 3, 3) affine matrix needs last row [0, 0, 1]; use Projective otherwise")
+                raise ShapeError(
+                    f"matrix: expected last row [0, 0, 1] in a (B, 3, 3) affine matrix (else use Projective), "
+                    f"got {m[:, 2].detach().cpu().tolist()}"
+                )
             m = m[:, :2]
         self._m = m
 

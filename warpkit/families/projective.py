@@ -77,8 +77,8 @@ class Projective(Transform):
         if (ratio <= 1e-14).any():
             index = int((ratio <= 1e-14).nonzero()[0, 0])
             raise DegenerateInputError(
-                f"src, dst: the correspondences do not determine a homography (too many collinear or repeated "
-                f"points) at batch index {index}"
+                f"src, dst: expected correspondences that determine a homography, got too many collinear or "
+                f"repeated points at batch index {index}"
             )
         h = eigenvectors[:, :, 0].reshape(-1, 3, 3)
         h = torch.linalg.solve(t_dst, h) @ t_src

@@ -172,7 +172,7 @@ class ThinPlateSpline(Transform):
                 value, jac = self._spline_and_jacobian(u)
                 error = v.detach() - value
                 u = u + _solve_rows(jac, error)
-                if (apply_matrix(self.post.detach(), value) - target.detach()).norm(dim=-1).max() < 1e-9:
+                if value.numel() == 0 or (apply_matrix(self.post.detach(), value) - target.detach()).norm(dim=-1).max() < 1e-9:
                     break
             value, jac = self._spline_and_jacobian(u)
         u = u + _solve_rows(jac, v - self._spline(u))  # one step with gradients: exact first order
@@ -240,8 +240,8 @@ def _solve(src: torch.Tensor, dst: torch.Tensor, smoothing: torch.Tensor):
     if bad.any():
         index = int(bad.nonzero()[0, 0])
         raise DegenerateInputError(
-            f"src: the control points give a singular spline system at batch index {index} "
-            "(duplicate points need regularization > 0)"
+            f"src: expected control points that give a solvable spline (duplicates need regularization > 0), "
+            f"got a singular system at batch index {index}"
         )
     solution = scale.unsqueeze(2) * torch.linalg.solve(scaled, scale.unsqueeze(2) * rhs)
     return src, solution[:, :k], solution[:, k:]
@@ -264,7 +264,7 @@ def _solve_rows(jac: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
     ok = det.abs() > 1e-300
     inv_det = torch.where(ok, 1 / torch.where(ok, det, torch.ones_like(det)), torch.zeros_like(det))
     ex, ey = error[..., 0], error[..., 1]
-    return torch.stack([(ex * d - ey * b) * inv_det, (ey * a - ex * c) * inv_det], dim=-1)
+    return torch.stack([(ex * d - ey * c) * inv_det, (ey * a - ex * b) * inv_det], dim=-1)
 
 
 def _warn_if_unconverged(residual: torch.Tensor) -> None:

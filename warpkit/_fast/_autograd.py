@@ -1,0 +1,105 @@
+"""Autograd glue: torch tensors in, numba kernels on numpy views, torch tensors out."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+
+from . import _kernels
+
+__all__ = ["fast_sample"]
+
+
+def fast_sample(
+    image: torch.Tensor, coords: torch.Tensor, use_matrix: bool, size: tuple[int, int], mode: str, pad: str,
+    fill: torch.Tensor,
+) -> torch.Tensor:
+    """Run the kernels with autograd.
+
+    ``image`` ``(Bi, C, H, W)`` float32/float64 (NCHW or channels-last); ``coords`` a ``(Bg, H_out, W_out, 2)``
+    grid or, with ``use_matrix``, ``(Bm, 3, 3)`` destination -> source matrices, same dtype; ``fill`` ``(C,)``
+    (no gradient). Returns ``(B, C, H_out, W_out)``, channels-last when ``image`` is.
+    """
+    return _Sample.apply(image, coords, use_matrix, size, _kernels.MODES[mode], _kernels.PADDINGS[pad], fill)
+
+
+class _Sample(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, image, coords, use_matrix, size, mode, pad, fill):
+        image, coords, fill = image.detach(), coords.detach().contiguous(), fill.detach().contiguous()
+        batch = max(image.shape[0], coords.shape[0])
+        channels = image.shape[1]
+        channels_last = _is_channels_last(image)
+        out = torch.empty((batch, channels) + tuple(size), dtype=image.dtype,
+                          memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        img, istr = _flat(image)
+        flat_out, ostr = _flat(out)
+        grid, mat = _coord_arrays(coords, use_matrix)
+        _kernels.forward(img, istr, image.shape[0], channels, image.shape[2], image.shape[3], grid, mat, use_matrix,
+                         batch, size[0], size[1], mode, pad, fill.numpy(), _half(image), flat_out, ostr)
+        ctx.save_for_backward(image, coords, fill)
+        ctx.options = (use_matrix, size, mode, pad)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        image, coords, fill = ctx.saved_tensors
+        use_matrix, size, mode, pad = ctx.options
+        in_batch, channels, height, width = image.shape
+        batch = grad_out.shape[0]
+        gout, gstr = _flat(grad_out)
+        grid, mat = _coord_arrays(coords, use_matrix)
+        half = _half(image)
+        grad_image = grad_coords = None
+        if ctx.needs_input_grad[0]:
+            grad_image = image.new_zeros(in_batch, channels, height * width)
+            # enough tasks for every thread even when the image batch is small
+            threads = numba.get_num_threads()
+            blocks = min(channels, max(1, -(-2 * threads // in_batch)))
+            _kernels.backward_image(gout, gstr, grad_image.numpy(), in_batch, channels, height, width, grid, mat,
+                                    use_matrix, batch, size[0], size[1], mode, pad, half, blocks)
+            grad_image = grad_image.reshape(in_batch, channels, height, width)
+        if ctx.needs_input_grad[1]:
+            img, istr = _flat(image)
+            grad_grid = image.new_zeros((batch, size[0], size[1], 2) if not use_matrix else (1, 1, 1, 2))
+            grad_mat = torch.zeros((batch, size[0], 9) if use_matrix else (1, 1, 9), dtype=torch.float64)
+            _kernels.backward_coords(gout, gstr, img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
+                                     batch, size[0], size[1], mode, pad, fill.numpy(), half, grad_grid.numpy(),
+                                     grad_mat.numpy())
+            if use_matrix:
+                grad_coords = grad_mat.sum(1).reshape(batch, 3, 3).to(coords.dtype)
+            else:
+                grad_coords = grad_grid
+            if coords.shape[0] == 1 and batch > 1:
+                grad_coords = grad_coords.sum(0, keepdim=True)
+        return grad_image, grad_coords, None, None, None, None, None
+
+
+def _is_channels_last(t: torch.Tensor) -> bool:
+    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _flat(t: torch.Tensor) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A flat numpy view of a 4-D tensor and its element strides (copying only odd layouts)."""
+    if _is_channels_last(t):
+        return t.permute(0, 2, 3, 1).reshape(-1).numpy(), tuple(t.stride())
+    t = t.contiguous()
+    return t.reshape(-1).numpy(), tuple(t.stride())
+
+
+def _coord_arrays(coords: torch.Tensor, use_matrix: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The grid and matrix arguments of a kernel; the unused one is a dummy of the same dtype."""
+    dummy_grid = np.zeros((1, 1, 1, 2), _NUMPY[coords.dtype])
+    dummy_mat = np.zeros((1, 3, 3), _NUMPY[coords.dtype])
+    array = coords.numpy()
+    return (dummy_grid, array) if use_matrix else (array, dummy_mat)
+
+
+def _half(t: torch.Tensor):
+    return _NUMPY[t.dtype](0.5)
+
+
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
