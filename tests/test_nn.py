@@ -218,3 +218,43 @@ def test_bad_constructor_arguments(kwargs, error, message):
     arguments = dict(in_channels=1, input_size=(16, 16)) | kwargs
     with pytest.raises(error, match=message):
         wk.nn.SpatialTransformer(**arguments)
+
+
+# --- the STN demo ----------------------------------------------------------------------------------------
+def test_demo_digits_sit_in_a_centred_box_like_mnist():
+    from warpkit.demo.stn import load_digits
+
+    images, labels = load_digits(limit=50)
+    assert images.shape == (50, 1, 16, 16) and labels.shape == (50,)
+    # a 12x12 box (plus the half pixel that bilinear interpolation reaches beyond it): a 1 px empty margin
+    border = torch.ones(16, 16, dtype=torch.bool)
+    border[1:-1, 1:-1] = False
+    assert images[..., border].abs().max() == 0 and images[..., 2:-2, 2:-2].amax((1, 2, 3)).min() > 0.5
+    assert 0 <= images.min() and images.max() <= 1
+
+
+@pytest.mark.parametrize("kind, size", [("R", 16), ("RTS", 24), ("P", 16), ("E", 16)])
+def test_demo_distortions_are_seeded_and_keep_the_ink(kind, size):
+    from warpkit.demo.stn import distort, load_digits
+
+    images, _ = load_digits(limit=20)
+    first = distort(images, kind, torch.Generator().manual_seed(7))
+    again = distort(images, kind, torch.Generator().manual_seed(7))
+    other = distort(images, kind, torch.Generator().manual_seed(8))
+    assert first.shape == (20, 1, size, size) and torch.equal(first, again) and not torch.equal(first, other)
+    ink = first.sum((1, 2, 3)) / images.sum((1, 2, 3))  # deformed (P shrinks some a lot), never wiped out
+    assert ink.min() > 0.05 and ink.max() < 2.0
+
+
+def test_demo_cli_quick_prints_the_table_and_writes_the_figure(tmp_path, capsys):
+    from warpkit.cli import main
+
+    figure = tmp_path / "stn.png"
+    assert main(["demo", "stn", "--quick", "--out", str(figure), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "| distortion | CNN | ST-CNN affine | ST-CNN projective | ST-CNN tps |" in printed
+    rows = [line for line in printed.splitlines() if line.startswith(("| R ", "| RTS ", "| P ", "| E "))]
+    assert len(rows) == 4
+    errors = [float(cell) for row in rows for cell in row.strip("| ").split(" | ")[1:]]
+    assert len(errors) == 16 and all(0 <= e <= 100 for e in errors)
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -35,7 +35,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageIOError(f"input: expected an image file, got the directory {os.fspath(path)!r}") from None
     except OSError as exc:
         raise ImageIOError(f"input: expected a readable image file, got {os.fspath(path)!r} ({exc.strerror})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    with _quiet_opencv():
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise ImageIOError(
             f"input: expected an image file OpenCV can decode (PNG, JPEG, TIFF, ...), got {os.fspath(path)!r} "
@@ -59,11 +60,20 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool =
     if not overwrite and os.path.lexists(path):
         raise ImageIOError(f"output: expected a path that does not exist yet, got {path!r} (use --force to overwrite)")
     try:
-        ok, encoded = cv2.imencode(extension, image)
+        with _quiet_opencv():
+            ok, encoded = cv2.imencode(extension, image)
     except cv2.error as exc:
         raise ImageIOError(f"output: cannot encode a {image.dtype} image as {extension!r}: {_first_line(exc)}") from None
     if not ok:
         raise ImageIOError(f"output: cannot encode a {image.dtype} image with {image.shape} as {extension!r}")
+    # OpenCV silently falls back to 8 bits for formats that cannot hold the depth (16-bit JPEG): refuse.
+    with _quiet_opencv():
+        stored = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    if stored is None or stored.dtype != image.dtype:
+        raise ImageIOError(
+            f"output: cannot encode a {image.dtype} image as {extension!r} without converting it "
+            f"(it would be stored as {None if stored is None else stored.dtype}); use .png or .tif"
+        )
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".warpkit-", suffix=extension)
@@ -98,6 +108,20 @@ def _publish(temporary: str, path: str, overwrite: bool) -> None:
         if os.path.lexists(path):
             raise ImageIOError(f"output: expected a path that does not exist yet, got {path!r} (use --force to overwrite)") from None
         os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _quiet_opencv():
+    """OpenCV logs codec trouble on stderr itself; our error message says it in one line instead."""
+    import cv2
+
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
 
 
 def _umask() -> int:

@@ -60,14 +60,17 @@ def fast_sample(
     return out.to(out_dtype)
 
 
+def _context_allows() -> bool:
+    """Cheap checks first: under torch.compile this is all dynamo traces before taking the reference path."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    return enabled() and not torch.onnx.is_in_onnx_export()
+
+
 def _applies(image: torch.Tensor, coords: torch.Tensor, fill: torch.Tensor, out_elements: int) -> bool:
-    if not enabled() or image.device.type != "cpu" or coords.device.type != "cpu":
+    if image.device.type != "cpu" or coords.device.type != "cpu":
         return False
-    if image.shape[-1] == 0 or image.shape[-2] == 0 or out_elements == 0 or fill.requires_grad:
-        return False
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
-        return False
-    if torch.compiler.is_compiling():
+    if image.shape[0] == 0 or image.shape[-1] == 0 or image.shape[-2] == 0 or out_elements == 0 or fill.requires_grad:
         return False
     # functorch transforms (vmap, grad) wrap tensors; a plain autograd.Function cannot see through them
     is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
@@ -76,6 +79,8 @@ def _applies(image: torch.Tensor, coords: torch.Tensor, fill: torch.Tensor, out_
 
 def sample_backend(image, grid, mode, pad, fill):
     """The hook in :data:`warpkit._sampler._BACKENDS`: ``None`` when the fast backend does not apply."""
+    if not _context_allows():
+        return None
     batch = max(image.shape[0], grid.shape[0])
     if not _applies(image, grid, fill, batch * image.shape[1] * grid.shape[1] * grid.shape[2]):
         return None
@@ -88,7 +93,7 @@ def warp_matrix(image, transform, size, interpolation, padding, fill):
     The source coordinates are computed inside the kernel from the ``(B, 3, 3)`` inverse matrix;
     gradients flow to ``image`` and through the inverse to the transform's parameters.
     """
-    if not enabled() or image.ndim != 4 or transform.device.type != "cpu":
+    if not _context_allows() or image.ndim != 4 or transform.device.type != "cpu":
         return None
     mode = parse_mode(Interpolation, interpolation, "interpolation")
     pad = parse_mode(Padding, padding, "padding")

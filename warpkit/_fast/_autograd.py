@@ -5,8 +5,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
-
+from .._coords import apply_matrix, pixel_grid
+from .._modes import Interpolation, Padding
+from .._sampler import reference_sample
 from . import _kernels
 
 __all__ = ["fast_sample"]
@@ -28,6 +29,8 @@ def fast_sample(
 class _Sample(torch.autograd.Function):
     @staticmethod
     def forward(ctx, image, coords, use_matrix, size, mode, pad, fill):
+        ctx.save_for_backward(image, coords, fill)
+        ctx.options = (use_matrix, size, mode, pad)
         image, coords, fill = image.detach(), coords.detach().contiguous(), fill.detach().contiguous()
         batch = max(image.shape[0], coords.shape[0])
         channels = image.shape[1]
@@ -38,21 +41,22 @@ class _Sample(torch.autograd.Function):
         flat_out, ostr = _flat(out)
         grid, mat = _coord_arrays(coords, use_matrix)
         _kernels.forward(img, istr, image.shape[0], channels, image.shape[2], image.shape[3], grid, mat, use_matrix,
-                         batch, size[0], size[1], mode, pad, fill.numpy(), _half(image), flat_out, ostr)
-        ctx.save_for_backward(image, coords, fill)
-        ctx.options = (use_matrix, size, mode, pad)
+                         batch, size[0], size[1], mode, pad, fill.numpy(), flat_out, ostr)
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
         image, coords, fill = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: the gradients must be differentiable again, so take them through the
+            # reference sampler (recomputed here); the kernels serve plain first-order backward
+            return _reference_backward(ctx, image, coords, fill, grad_out) + (None,) * 5
         use_matrix, size, mode, pad = ctx.options
+        image, coords, fill = image.detach(), coords.detach().contiguous(), fill.detach().contiguous()
         in_batch, channels, height, width = image.shape
         batch = grad_out.shape[0]
         gout, gstr = _flat(grad_out)
         grid, mat = _coord_arrays(coords, use_matrix)
-        half = _half(image)
         grad_image = grad_coords = None
         if ctx.needs_input_grad[0]:
             grad_image = image.new_zeros(in_batch, channels, height * width)
@@ -60,14 +64,14 @@ class _Sample(torch.autograd.Function):
             threads = numba.get_num_threads()
             blocks = min(channels, max(1, -(-2 * threads // in_batch)))
             _kernels.backward_image(gout, gstr, grad_image.numpy(), in_batch, channels, height, width, grid, mat,
-                                    use_matrix, batch, size[0], size[1], mode, pad, half, blocks)
+                                    use_matrix, batch, size[0], size[1], mode, pad, blocks)
             grad_image = grad_image.reshape(in_batch, channels, height, width)
         if ctx.needs_input_grad[1]:
             img, istr = _flat(image)
             grad_grid = image.new_zeros((batch, size[0], size[1], 2) if not use_matrix else (1, 1, 1, 2))
             grad_mat = torch.zeros((batch, size[0], 9) if use_matrix else (1, 1, 9), dtype=torch.float64)
             _kernels.backward_coords(gout, gstr, img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
-                                     batch, size[0], size[1], mode, pad, fill.numpy(), half, grad_grid.numpy(),
+                                     batch, size[0], size[1], mode, pad, fill.numpy(), grad_grid.numpy(),
                                      grad_mat.numpy())
             if use_matrix:
                 grad_coords = grad_mat.sum(1).reshape(batch, 3, 3).to(coords.dtype)
@@ -76,6 +80,24 @@ class _Sample(torch.autograd.Function):
             if coords.shape[0] == 1 and batch > 1:
                 grad_coords = grad_coords.sum(0, keepdim=True)
         return grad_image, grad_coords, None, None, None, None, None
+
+
+def _reference_backward(ctx, image, coords, fill, grad_out):
+    """First derivatives that autograd can differentiate again, from the pure-torch reference."""
+    use_matrix, size, mode, pad = ctx.options
+    wanted = [t for t, need in zip((image, coords), ctx.needs_input_grad[:2]) if need]
+    with torch.enable_grad():
+        grid = _matrix_grid(coords, size) if use_matrix else coords
+        modes = (_INTERPOLATIONS[mode], _PADDINGS[pad])
+        out = reference_sample(image, grid, *modes, fill.detach().reshape(1, -1, 1, 1))
+        grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
+    return tuple(next(grads) if need else None for need in ctx.needs_input_grad[:2])
+
+
+def _matrix_grid(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(B, H, W, 2)`` source points of ``(B, 3, 3)`` destination -> source matrices."""
+    centres = pixel_grid(size, matrix.dtype, matrix.device).reshape(1, -1, 2)
+    return apply_matrix(matrix, centres).reshape(matrix.shape[0], size[0], size[1], 2)
 
 
 def _is_channels_last(t: torch.Tensor) -> bool:
@@ -98,8 +120,6 @@ def _coord_arrays(coords: torch.Tensor, use_matrix: bool) -> tuple[np.ndarray, n
     return (dummy_grid, array) if use_matrix else (array, dummy_mat)
 
 
-def _half(t: torch.Tensor):
-    return _NUMPY[t.dtype](0.5)
-
-
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
+_INTERPOLATIONS = {code: Interpolation(name) for name, code in _kernels.MODES.items()}
+_PADDINGS = {code: Padding(name) for name, code in _kernels.PADDINGS.items()}

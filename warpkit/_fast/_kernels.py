@@ -30,143 +30,180 @@ _LIMIT = float(2**24)
 _A = -0.75
 # error_model="numpy": a division by zero gives inf/nan (then fill) instead of raising.
 _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
-# numba does not inline across jitted functions on its own; a call per tap made the kernels 10x slower
-_HELPER = dict(_OPTIONS, inline="always")
+@njit(**_OPTIONS)
+def _buffers(width, dtype):
+    """Per-row scratch: source points ``(2, W_out)`` in the image dtype, tap indices, weights and
+    d(weight)/d(coordinate) ``(2, 4, W_out)`` (axis 0 = x, 1 = y), coverage ``(W_out,)``."""
+    points = np.empty((2, width), dtype)
+    idx = np.empty((2, 4, width), np.int64)
+    w = np.empty((2, 4, width))
+    dw = np.empty((2, 4, width))
+    cover = np.empty(width)
+    return points, idx, w, dw, cover
 
 
-@njit(**_HELPER)
-def _border(index, n, pad):
-    """``(index mapped into [0, n), whether the tap is inside)``, like ``cv2.borderInterpolate``."""
-    if pad == _ZEROS or pad == _CONSTANT:
-        if index < 0 or index >= n:
-            return 0, False
-        return index, True
-    if pad == _REPLICATE:
-        return min(max(index, 0), n - 1), True
-    if pad == _WRAP:
-        return index % n, True  # numba follows Python: the result is in [0, n)
-    if pad == _REFLECT:
-        m = index % (2 * n)
-        return (m if m < n else 2 * n - 1 - m), True
-    if n == 1:
-        return 0, True
-    period = 2 * n - 2
-    m = index % period
-    return (m if m < n else period - m), True
+@njit(**_OPTIONS)
+def _row_taps(b, i, grid, mat, use_matrix, mode, pad, src_h, src_w, points, idx, w, dw, cover):
+    """Fill the tap buffers (see :func:`_buffers`) of output row ``i`` of batch ``b``.
 
-
-@njit(**_HELPER)
-def _put(idx, w, dw, j, p, index, weight, dweight, n, pad, scale, dscale):
-    k, inside = _border(index, n, pad)
-    idx[j, p] = k
-    if inside:
-        w[j, p] = weight * scale
-        dw[j, p] = dweight * dscale
-    else:
-        w[j, p] = 0.0
-        dw[j, p] = 0.0
-
-
-@njit(**_HELPER)
-def _axis_taps(coord, half, mode, n, pad, idx, w, dw, j, scale, dscale):
-    """Taps along one axis for output column ``j``: indices, weights and d(weight)/d(coord)."""
-    if mode == _NEAREST:
-        _put(idx, w, dw, j, 0, np.int64(np.floor(coord + half)), 1.0, 0.0, n, pad, scale, 0.0)
-        return
-    base = np.floor(coord)
-    t = float(coord - base)  # exact: coord and base share a binade below 2**24
-    start = np.int64(base)
-    if mode == _BILINEAR:
-        _put(idx, w, dw, j, 0, start, 1.0 - t, -1.0, n, pad, scale, dscale)
-        _put(idx, w, dw, j, 1, start + 1, t, 1.0, n, pad, scale, dscale)
-        return
-    a = _A
-    s = t + 1.0
-    u = 1.0 - t
-    w0 = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a
-    w1 = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
-    w2 = ((a + 2.0) * u - (a + 3.0)) * u * u + 1.0
-    d0 = (3.0 * a * s - 10.0 * a) * s + 8.0 * a
-    d1 = (3.0 * (a + 2.0) * t - 2.0 * (a + 3.0)) * t
-    d2 = -(3.0 * (a + 2.0) * u - 2.0 * (a + 3.0)) * u
-    _put(idx, w, dw, j, 0, start - 1, w0, d0, n, pad, scale, dscale)
-    _put(idx, w, dw, j, 1, start, w1, d1, n, pad, scale, dscale)
-    _put(idx, w, dw, j, 2, start + 1, w2, d2, n, pad, scale, dscale)
-    _put(idx, w, dw, j, 3, start + 2, 1.0 - w0 - w1 - w2, -(d0 + d1 + d2), n, pad, scale, dscale)
-
-
-@njit(**_HELPER)
-def _row_taps(b, i, grid, mat, use_matrix, width, mode, pad, height, src_w, half, xs, ys, ix, wx, dwx, iy, wy, dwy):
-    """Fill the tap buffers of output row ``i`` of batch ``b``; ``xs``/``ys`` get the source points."""
-    for j in range(width):
-        if use_matrix:
-            m = b if mat.shape[0] > 1 else 0
+    Indices come out mapped into the image; weights are 0 for taps outside (zeros/constant) and for
+    non-finite points; ``cover`` is the sum of the weights, the share of the output not read from fill.
+    Branches on mode and padding sit outside the loops over columns, so each loop is short and tight;
+    everything is in this one function because numba does not inline calls between jitted functions.
+    """
+    width = points.shape[1]
+    taps = 1 if mode == _NEAREST else (2 if mode == _BILINEAR else 4)
+    if use_matrix:
+        m = b if mat.shape[0] > 1 else 0
+        for j in range(width):
             den = mat[m, 2, 0] * j + mat[m, 2, 1] * i + mat[m, 2, 2]
-            xs[j] = (mat[m, 0, 0] * j + mat[m, 0, 1] * i + mat[m, 0, 2]) / den
-            ys[j] = (mat[m, 1, 0] * j + mat[m, 1, 1] * i + mat[m, 1, 2]) / den
+            points[0, j] = (mat[m, 0, 0] * j + mat[m, 0, 1] * i + mat[m, 0, 2]) / den
+            points[1, j] = (mat[m, 1, 0] * j + mat[m, 1, 1] * i + mat[m, 1, 2]) / den
+    else:
+        g = b if grid.shape[0] > 1 else 0
+        for j in range(width):
+            points[0, j] = grid[g, i, j, 0]
+            points[1, j] = grid[g, i, j, 1]
+    for j in range(width):
+        cover[j] = 1.0
+        if not (math.isfinite(points[0, j]) and math.isfinite(points[1, j])):
+            cover[j] = 0.0  # marks the point; reads fill
+            points[0, j] = 0.0
+            points[1, j] = 0.0
+    for axis in range(2):
+        n = src_w if axis == 0 else src_h
+        for j in range(width):
+            raw = points[axis, j]
+            # the clamp passes gradient only inside [-LIMIT, LIMIT], as torch.clamp does
+            dw[axis, 0, j] = cover[j] if abs(raw) <= _LIMIT else 0.0
+            points[axis, j] = min(max(raw, -_LIMIT), _LIMIT)
+        # weights and d(weight)/d(coord); dw[axis, 0] holds the gradient mask until overwritten
+        if mode == _NEAREST:
+            for j in range(width):
+                # exact .5 ties round half to even, as the reference (torch.round), OpenCV and grid_sample do
+                idx[axis, 0, j] = np.int64(np.rint(points[axis, j]))
+                w[axis, 0, j] = 1.0
+                dw[axis, 0, j] = 0.0
+        elif mode == _BILINEAR:
+            for j in range(width):
+                base = np.floor(points[axis, j])
+                t = float(points[axis, j] - base)  # exact: both share a binade below 2**24
+                mask = dw[axis, 0, j]
+                idx[axis, 0, j] = np.int64(base)
+                idx[axis, 1, j] = np.int64(base) + 1
+                w[axis, 0, j] = 1.0 - t
+                w[axis, 1, j] = t
+                dw[axis, 0, j] = -mask
+                dw[axis, 1, j] = mask
         else:
-            g = b if grid.shape[0] > 1 else 0
-            xs[j] = grid[g, i, j, 0]
-            ys[j] = grid[g, i, j, 1]
-        finite = math.isfinite(xs[j]) and math.isfinite(ys[j])
-        scale = 1.0 if finite else 0.0
-        if not finite:
-            xs[j] = 0.0
-            ys[j] = 0.0
-        # the clamp passes gradient only inside [-LIMIT, LIMIT], as torch.clamp does
-        dscale_x = scale if abs(xs[j]) <= _LIMIT else 0.0
-        dscale_y = scale if abs(ys[j]) <= _LIMIT else 0.0
-        xs[j] = min(max(xs[j], -_LIMIT), _LIMIT)
-        ys[j] = min(max(ys[j], -_LIMIT), _LIMIT)
-        _axis_taps(xs[j], half, mode, src_w, pad, ix, wx, dwx, j, scale, dscale_x)
-        _axis_taps(ys[j], half, mode, height, pad, iy, wy, dwy, j, 1.0, dscale_y)
+            a = _A
+            for j in range(width):
+                base = np.floor(points[axis, j])
+                t = float(points[axis, j] - base)
+                mask = dw[axis, 0, j]
+                s, u = t + 1.0, 1.0 - t
+                w0 = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a
+                w1 = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
+                w2 = ((a + 2.0) * u - (a + 3.0)) * u * u + 1.0
+                d0 = (3.0 * a * s - 10.0 * a) * s + 8.0 * a
+                d1 = (3.0 * (a + 2.0) * t - 2.0 * (a + 3.0)) * t
+                d2 = -(3.0 * (a + 2.0) * u - 2.0 * (a + 3.0)) * u
+                start = np.int64(base) - 1
+                for p in range(4):
+                    idx[axis, p, j] = start + p
+                w[axis, 0, j], w[axis, 1, j], w[axis, 2, j], w[axis, 3, j] = w0, w1, w2, 1.0 - w0 - w1 - w2
+                dw[axis, 0, j], dw[axis, 1, j] = d0 * mask, d1 * mask
+                dw[axis, 2, j], dw[axis, 3, j] = d2 * mask, -(d0 + d1 + d2) * mask
+        # map every tap into [0, n) like cv2.borderInterpolate; zero the weight of taps outside
+        for p in range(taps):
+            if pad == _ZEROS or pad == _CONSTANT:
+                for j in range(width):
+                    k = idx[axis, p, j]
+                    if k < 0 or k >= n:
+                        idx[axis, p, j] = 0
+                        w[axis, p, j] = 0.0
+                        dw[axis, p, j] = 0.0
+            elif pad == _REPLICATE:
+                for j in range(width):
+                    idx[axis, p, j] = min(max(idx[axis, p, j], 0), n - 1)
+            elif pad == _WRAP:
+                for j in range(width):
+                    idx[axis, p, j] = idx[axis, p, j] % n  # numba follows Python: the result is in [0, n)
+            elif pad == _REFLECT:
+                for j in range(width):
+                    k = idx[axis, p, j] % (2 * n)
+                    idx[axis, p, j] = k if k < n else 2 * n - 1 - k
+            elif n == 1:
+                for j in range(width):
+                    idx[axis, p, j] = 0
+            else:
+                for j in range(width):
+                    k = idx[axis, p, j] % (2 * n - 2)
+                    idx[axis, p, j] = k if k < n else 2 * n - 2 - k
+    for j in range(width):
+        if cover[j] == 0.0:  # non-finite point: no tap counts
+            for p in range(taps):
+                w[0, p, j] = 0.0
+                w[1, p, j] = 0.0
+        sx, sy = 0.0, 0.0
+        for p in range(taps):
+            sx += w[0, p, j]
+            sy += w[1, p, j]
+        cover[j] = sx * sy
 
 
 @njit(parallel=True, **_OPTIONS)
 def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w, mode, pad,
-            fill, half, out, ostr):
+            fill, out, ostr):
     """``out[b, c, i, j]`` for every output pixel; parallel over output rows."""
     taps = 1 if mode == _NEAREST else (2 if mode == _BILINEAR else 4)
     for r in prange(batch * out_h):
         b, i = r // out_h, r % out_h
-        xs, ys = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
-        ix, iy = np.empty((out_w, 4), np.int64), np.empty((out_w, 4), np.int64)
-        wx, wy, dwx, dwy = np.empty((out_w, 4)), np.empty((out_w, 4)), np.empty((out_w, 4)), np.empty((out_w, 4))
-        _row_taps(b, i, grid, mat, use_matrix, out_w, mode, pad, height, width, half, xs, ys, ix, wx, dwx, iy, wy, dwy)
+        points, idx, w, dw, cover = _buffers(out_w, img.dtype)
+        _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
         base = (b if in_batch > 1 else 0) * istr[0]
         obase = b * ostr[0] + i * ostr[2]
+        sh, sw = istr[2], istr[3]
+        for p in range(taps):  # turn tap indices into element offsets once per row
+            for j in range(out_w):
+                idx[0, p, j] *= sw
+                idx[1, p, j] *= sh
         # loop order follows memory: channels innermost for channels-last, columns innermost for NCHW
         if istr[1] == 1:
             for j in range(out_w):
-                cover = 0.0
-                for ty in range(taps):
-                    for tx in range(taps):
-                        cover += wy[j, ty] * wx[j, tx]
                 for c in range(channels):
                     acc = 0.0
                     for ty in range(taps):
-                        row = base + iy[j, ty] * istr[2] + c
+                        row = base + idx[1, ty, j] + c
                         for tx in range(taps):
-                            acc += wy[j, ty] * wx[j, tx] * img[row + ix[j, tx] * istr[3]]
-                    out[obase + j * ostr[3] + c * ostr[1]] = acc + fill[c] * (1.0 - cover)
+                            acc += w[1, ty, j] * w[0, tx, j] * img[row + idx[0, tx, j]]
+                    out[obase + j * ostr[3] + c * ostr[1]] = acc + fill[c] * (1.0 - cover[j])
+        elif taps == 2:  # the common case, written out
+            for c in range(channels):
+                cbase = base + c * istr[1]
+                for j in range(out_w):
+                    r0, r1 = cbase + idx[1, 0, j], cbase + idx[1, 1, j]
+                    x0, x1 = idx[0, 0, j], idx[0, 1, j]
+                    wx0, wx1 = w[0, 0, j], w[0, 1, j]
+                    acc = w[1, 0, j] * (wx0 * img[r0 + x0] + wx1 * img[r0 + x1]) + w[1, 1, j] * (
+                        wx0 * img[r1 + x0] + wx1 * img[r1 + x1]
+                    )
+                    out[obase + j * ostr[3] + c * ostr[1]] = acc + fill[c] * (1.0 - cover[j])
         else:
             for c in range(channels):
                 cbase = base + c * istr[1]
                 for j in range(out_w):
                     acc = 0.0
-                    cover = 0.0
                     for ty in range(taps):
-                        row = cbase + iy[j, ty] * istr[2]
+                        row = cbase + idx[1, ty, j]
                         for tx in range(taps):
-                            weight = wy[j, ty] * wx[j, tx]
-                            acc += weight * img[row + ix[j, tx] * istr[3]]
-                            cover += weight
-                    out[obase + j * ostr[3] + c * ostr[1]] = acc + fill[c] * (1.0 - cover)
+                            acc += w[1, ty, j] * w[0, tx, j] * img[row + idx[0, tx, j]]
+                    out[obase + j * ostr[3] + c * ostr[1]] = acc + fill[c] * (1.0 - cover[j])
 
 
 @njit(parallel=True, **_OPTIONS)
 def backward_image(gout, gstr, grad, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w,
-                   mode, pad, half, blocks):
+                   mode, pad, blocks):
     """Add ``d out / d image`` into ``grad`` ``(in_batch, C, H*W)``.
 
     One task per (image batch, channel block): each task owns its planes, so the sums need no atomics and
@@ -177,64 +214,78 @@ def backward_image(gout, gstr, grad, in_batch, channels, height, width, grid, ma
     for task in prange(in_batch * blocks):
         bi, block = task // blocks, task % blocks
         c0, c1 = block * per_block, min(channels, (block + 1) * per_block)
-        xs, ys = np.empty(out_w, grad.dtype), np.empty(out_w, grad.dtype)
-        ix, iy = np.empty((out_w, 4), np.int64), np.empty((out_w, 4), np.int64)
-        wx, wy, dwx, dwy = np.empty((out_w, 4)), np.empty((out_w, 4)), np.empty((out_w, 4)), np.empty((out_w, 4))
+        points, idx, w, dw, cover = _buffers(out_w, grad.dtype)
         for b in range(batch):
             if in_batch > 1 and b != bi:
                 continue
             for i in range(out_h):
-                _row_taps(b, i, grid, mat, use_matrix, out_w, mode, pad, height, width, half, xs, ys, ix, wx, dwx,
-                          iy, wy, dwy)
+                _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
+                for p in range(taps):
+                    for j in range(out_w):
+                        idx[1, p, j] *= width
                 for c in range(c0, c1):
                     gbase = b * gstr[0] + c * gstr[1] + i * gstr[2]
                     for j in range(out_w):
                         g = gout[gbase + j * gstr[3]]
                         for ty in range(taps):
-                            row = iy[j, ty] * width
+                            gy = g * w[1, ty, j]
+                            row = idx[1, ty, j]
                             for tx in range(taps):
-                                grad[bi, c, row + ix[j, tx]] += g * (wy[j, ty] * wx[j, tx])
+                                grad[bi, c, row + idx[0, tx, j]] += gy * w[0, tx, j]
 
 
 @njit(parallel=True, **_OPTIONS)
 def backward_coords(gout, gstr, img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h,
-                    out_w, mode, pad, fill, half, grad_grid, grad_mat):
+                    out_w, mode, pad, fill, grad_grid, grad_mat):
     """``d loss / d grid`` into ``grad_grid`` ``(B, H_out, W_out, 2)``, or with ``use_matrix`` the
     per-row partial ``d loss / d matrix`` into ``grad_mat`` ``(B, H_out, 9)``; parallel over output rows."""
     taps = 1 if mode == _NEAREST else (2 if mode == _BILINEAR else 4)
     for r in prange(batch * out_h):
         b, i = r // out_h, r % out_h
-        xs, ys = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
-        ix, iy = np.empty((out_w, 4), np.int64), np.empty((out_w, 4), np.int64)
-        wx, wy, dwx, dwy = np.empty((out_w, 4)), np.empty((out_w, 4)), np.empty((out_w, 4)), np.empty((out_w, 4))
-        _row_taps(b, i, grid, mat, use_matrix, out_w, mode, pad, height, width, half, xs, ys, ix, wx, dwx, iy, wy, dwy)
-        base = (b if in_batch > 1 else 0) * istr[0]
+        points, idx, w, dw, cover = _buffers(out_w, img.dtype)
+        _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
+        gx, gy = np.zeros(out_w), np.zeros(out_w)
+        if mode != _NEAREST:  # nearest has no gradient with respect to the points
+            base = (b if in_batch > 1 else 0) * istr[0]
+            for p in range(taps):
+                for j in range(out_w):
+                    idx[0, p, j] *= istr[3]
+                    idx[1, p, j] *= istr[2]
+            for c in range(channels):
+                cbase = base + c * istr[1]
+                gbase = b * gstr[0] + c * gstr[1] + i * gstr[2]
+                f = fill[c]
+                for j in range(out_w):
+                    g = gout[gbase + j * gstr[3]]
+                    sx, sy = 0.0, 0.0
+                    for ty in range(taps):
+                        row = cbase + idx[1, ty, j]
+                        for tx in range(taps):
+                            # out = fill + sum(w * (v - fill)) over the taps inside the image
+                            v = img[row + idx[0, tx, j]] - f
+                            sx += dw[0, tx, j] * w[1, ty, j] * v
+                            sy += w[0, tx, j] * dw[1, ty, j] * v
+                    gx[j] += g * sx
+                    gy[j] += g * sy
+        if not use_matrix:
+            for j in range(out_w):
+                grad_grid[b, i, j, 0] = gx[j]
+                grad_grid[b, i, j, 1] = gy[j]
+            continue
         m = b if mat.shape[0] > 1 else 0
         acc = np.zeros(9)
         for j in range(out_w):
-            gx = 0.0
-            gy = 0.0
-            for c in range(channels):
-                g = gout[b * gstr[0] + c * gstr[1] + i * gstr[2] + j * gstr[3]]
-                cbase = base + c * istr[1]
-                for ty in range(taps):
-                    row = cbase + iy[j, ty] * istr[2]
-                    for tx in range(taps):
-                        # out = fill + sum(w * (v - fill)) over the taps inside the image
-                        v = img[row + ix[j, tx] * istr[3]] - fill[c]
-                        gx += g * dwx[j, tx] * wy[j, ty] * v
-                        gy += g * wx[j, tx] * dwy[j, ty] * v
-            if not use_matrix:
-                grad_grid[b, i, j, 0] = gx
-                grad_grid[b, i, j, 1] = gy
-            elif gx != 0.0 or gy != 0.0:
-                den = float(mat[m, 2, 0]) * j + float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
-                x, y = float(xs[j]), float(ys[j])
-                for k in range(3):
-                    p = (j, i, 1)[k] / den
-                    acc[k] += gx * p
-                    acc[3 + k] += gy * p
-                    acc[6 + k] -= (gx * x + gy * y) * p
-        if use_matrix:
-            for k in range(9):
-                grad_mat[b, i, k] = acc[k]
+            if gx[j] == 0.0 and gy[j] == 0.0:
+                continue  # also keeps 0 * inf (a point at infinity) out of the sums
+            den = float(mat[m, 2, 0]) * j + float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
+            # d(point)/d(matrix) for x = (m0 . p) / (m2 . p), y = (m1 . p) / (m2 . p), p = (j, i, 1)
+            x_term = gx[j] / den
+            y_term = gy[j] / den
+            w_term = -(gx[j] * points[0, j] + gy[j] * points[1, j]) / den
+            for k in range(3):
+                pk = float(j) if k == 0 else (float(i) if k == 1 else 1.0)
+                acc[k] += x_term * pk
+                acc[3 + k] += y_term * pk
+                acc[6 + k] += w_term * pk
+        for k in range(9):
+            grad_mat[b, i, k] = acc[k]

@@ -24,14 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in _COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
-    args, rest = parser.parse_known_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    module = importlib.import_module(f"{__name__}.{_COMMANDS[args.command][0]}")
-    command_parser = argparse.ArgumentParser(prog=f"warpkit {args.command}", description=_COMMANDS[args.command][1])
-    module.add_arguments(command_parser)
-    return int(module.run(command_parser.parse_args(rest)) or 0)
+    try:
+        args, rest = parser.parse_known_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        module = importlib.import_module(f"{__name__}.{_COMMANDS[args.command][0]}")
+        command_parser = argparse.ArgumentParser(prog=f"warpkit {args.command}", description=_COMMANDS[args.command][1])
+        module.add_arguments(command_parser)
+        options = command_parser.parse_args(rest)
+    except SystemExit as exc:  # argparse's --help and usage errors: return the code instead of exiting
+        return exc.code if isinstance(exc.code, int) else 2
+    return int(module.run(options) or 0)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The spatial-transformer experiment of Jaderberg et al. (2015), Table 1, on real handwritten digits.
 
-Digits (scikit-learn's 8x8 set, or an MNIST IDX file) are placed on a 28x28 canvas and distorted with
-warpkit itself the way the paper does: R (rotation), RTS (rotation, scale, translation on a 42x42 canvas),
-P (projective) and E (elastic, a thin-plate spline). A CNN baseline and ST-CNNs (affine, projective, TPS
+Digits (scikit-learn's 8x8 set, or an MNIST IDX file) are placed on a square canvas (16x16 for the 8x8
+digits, to fit the CPU budget; MNIST's 28x28 for IDX data) and distorted with warpkit itself the way the
+paper does: R (rotation), RTS (rotation, scale, translation on a canvas 1.5 times larger, the paper's
+42 for 28), P (projective) and E (elastic, a thin-plate spline). Distortion sizes in pixels are the
+paper's, scaled by canvas / 28. A CNN baseline and ST-CNNs (affine, projective, TPS
 localisation) are trained per distortion and seed; the result is a table of test error and a figure of
 what each spatial transformer made of the distorted inputs.
 """
@@ -25,8 +27,8 @@ __all__ = ["DISTORTIONS", "MODELS", "StnDemoResult", "load_digits", "distort", "
 
 DISTORTIONS = ("R", "RTS", "P", "E")
 MODELS = ("cnn", "affine", "projective", "tps")
-CANVAS = 28  # the classifier's input size (MNIST's)
-RTS_CANVAS = 42  # the paper's larger canvas for RTS
+DIGITS_CANVAS = 16  # canvas for scikit-learn's 8x8 digits: the digit fills 12x12, as MNIST's 20x20 in 28x28
+MNIST_CANVAS = 28
 
 
 @dataclass
@@ -41,28 +43,29 @@ class StnDemoResult:
 
 # --- data -------------------------------------------------------------------------------------------
 def load_digits(data: str | Path | None = None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Digits as ``(N, 1, 28, 28)`` float32 in [0, 1] and ``(N,)`` int64 labels.
+    """Digits as ``(N, 1, S, S)`` float32 in [0, 1] and ``(N,)`` int64 labels.
 
-    ``data`` None: scikit-learn's 1,797 8x8 digits, scaled with warpkit to a 20x20 box centred in 28x28
-    (MNIST's layout). Otherwise an MNIST images IDX file (``.gz`` allowed); its labels file is found by
-    replacing ``images-idx3`` with ``labels-idx1`` in the name.
+    ``data`` None: scikit-learn's 1,797 8x8 digits, scaled with warpkit to a 12x12 box centred in 16x16
+    (``S = 16``, MNIST's layout at a smaller size). Otherwise an MNIST images IDX file (``.gz`` allowed,
+    ``S = 28``); its labels file is found by replacing ``images-idx3`` with ``labels-idx1`` in the name.
     """
     if data is None:
         from sklearn.datasets import load_digits as sklearn_digits
 
         bunch = sklearn_digits()
         small = torch.from_numpy(bunch.images).float().unsqueeze(1) / 16
-        scale = 20 / 8
-        # pixel centre x of the 8x8 image lands at scale * (x + 0.5) - 0.5 inside a 20x20 box at offset 4
-        offset = 0.5 * scale - 0.5 + (CANVAS - 20) / 2
-        box = wk.Affine([[scale, 0.0, offset], [0.0, scale, offset]])
-        images = wk.warp(small, box, (CANVAS, CANVAS)).clamp(0, 1)
+        box, canvas = 12, DIGITS_CANVAS
+        scale = box / 8
+        # pixel centre x of the 8x8 image lands at scale * (x + 0.5) - 0.5 inside the box
+        offset = 0.5 * scale - 0.5 + (canvas - box) / 2
+        fit = wk.Affine([[scale, 0.0, offset], [0.0, scale, offset]])
+        images = wk.warp(small, fit, (canvas, canvas)).clamp(0, 1)
         labels = torch.from_numpy(bunch.target).long()
     else:
         path = Path(data)
         images = torch.from_numpy(_read_idx(path)).float().unsqueeze(1) / 255
         labels = torch.from_numpy(_read_idx(_labels_path(path))).long()
-        if tuple(images.shape[-2:]) != (CANVAS, CANVAS) or len(images) != len(labels):
+        if tuple(images.shape[-2:]) != (MNIST_CANVAS, MNIST_CANVAS) or len(images) != len(labels):
             raise wk.ShapeError(
                 f"data: expected 28x28 images with as many labels, got images {tuple(images.shape)}, labels {len(labels)}"
             )
@@ -89,14 +92,18 @@ def _read_idx(path: Path) -> np.ndarray:
 
 # --- distortions, made with warpkit -------------------------------------------------------------------
 def distort(images: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
-    """Distort ``(N, 1, 28, 28)`` digits; returns ``(N, 1, 28, 28)``, or ``(N, 1, 42, 42)`` for RTS.
+    """Distort ``(N, 1, S, S)`` digits; returns ``(N, 1, S, S)``, or ``(N, 1, 1.5 S, 1.5 S)`` for RTS.
 
-    R: rotation in +-90 deg. RTS: rotation in +-45 deg, scale 0.7..1.2, random position on 42x42.
-    P: scale 0.75, each corner moved by N(0, 5 px) (the paper's). E: a 4x4 control grid, each point moved
-    uniformly by +-2.5 px (a thin-plate spline), after a 0.9 scale for all.
+    In pixels of a 28x28 canvas (scaled by S / 28): R: rotation in +-90 deg. RTS: rotation in +-45 deg,
+    scale 0.7..1.2, random position on the larger canvas. P: scale 0.75, each corner moved by N(0, 5 px)
+    (the paper's). E: a 4x4 control grid, each point moved uniformly by +-2.5 px (a thin-plate spline),
+    after a 0.9 scale for all.
     """
     n = len(images)
-    centre = (CANVAS - 1) / 2
+    canvas = images.shape[-1]
+    large = canvas * 3 // 2
+    px = canvas / 28
+    centre = (canvas - 1) / 2
 
     def uniform(low, high, *shape):
         return low + (high - low) * torch.rand(n, *shape, generator=generator)
@@ -105,22 +112,22 @@ def distort(images: torch.Tensor, kind: str, generator: torch.Generator) -> torc
         limit = math.pi / 2 if kind == "R" else math.pi / 4
         angle = uniform(-limit, limit)
         scale = torch.ones(n) if kind == "R" else uniform(0.7, 1.2)
-        size = CANVAS if kind == "R" else RTS_CANVAS
-        room = (RTS_CANVAS - CANVAS * 1.0) / 2 if kind == "RTS" else 0.0
+        size = canvas if kind == "R" else large
+        room = (large - canvas * 1.0) / 2 if kind == "RTS" else 0.0
         target = (size - 1) / 2 + uniform(-room, room, 2)
         cos, sin = scale * torch.cos(angle), scale * torch.sin(angle)
         linear = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], 1)  # (N, 2, 2)
         shift = target - (linear @ torch.full((n, 2, 1), centre))[..., 0]
         return wk.warp(images, wk.Affine(torch.cat([linear, shift.unsqueeze(-1)], 2)), (size, size))
     if kind == "P":
-        corners = torch.tensor([[0.0, 0.0], [CANVAS - 1, 0.0], [CANVAS - 1, CANVAS - 1], [0.0, CANVAS - 1]])
-        moved = centre + 0.75 * (corners - centre) + 5 * torch.randn(n, 4, 2, generator=generator)
+        corners = torch.tensor([[0.0, 0.0], [canvas - 1, 0.0], [canvas - 1, canvas - 1], [0.0, canvas - 1]])
+        moved = centre + 0.75 * (corners - centre) + 5 * px * torch.randn(n, 4, 2, generator=generator)
         return wk.warp(images, wk.Projective.estimate(corners, moved))
     if kind == "E":
         # A TPS from its STN parameters: where each of a 4x4 grid of destination control points reads the
-        # source (normalised [-1, 1] units, so 2.5 px on 28 px is 2.5 * 2 / 28).
+        # source (normalised [-1, 1] units: 2.5 px on 28 px is 2.5 * 2 / 28 at any canvas size).
         control = wk.ThinPlateSpline.identity_params(n)
-        params = control / 0.9 + uniform(-2.5, 2.5, 32) * (2 / CANVAS)
+        params = control / 0.9 + uniform(-2.5, 2.5, 32) * (2 / 28)
         return wk.nn.Warp("tps")(images, params)
     raise wk.WarpkitError(f"kind: expected one of {', '.join(DISTORTIONS)}, got {kind!r}")
 
@@ -136,12 +143,12 @@ def classifier(input_size: int) -> nn.Sequential:
     )  # fmt: skip
 
 
-def build_model(name: str, input_size: int) -> nn.Module:
-    """``cnn`` (the baseline) or an ST-CNN whose transformer outputs 28x28 (zooming in on 42x42 input)."""
+def build_model(name: str, input_size: int, canvas: int) -> nn.Module:
+    """``cnn`` (the baseline) or an ST-CNN whose transformer outputs ``canvas`` (zooming in for RTS)."""
     if name == "cnn":
         return classifier(input_size)
-    stn = wk.nn.SpatialTransformer(1, (input_size, input_size), name, output_size=(CANVAS, CANVAS))
-    return nn.Sequential(stn, classifier(CANVAS))
+    stn = wk.nn.SpatialTransformer(1, (input_size, input_size), name, output_size=(canvas, canvas))
+    return nn.Sequential(stn, classifier(canvas))
 
 
 def train_and_test(model, train, test, epochs: int, seed: int, progress: bool, label: str) -> float:
@@ -192,7 +199,7 @@ def run_stn_demo(
     """Train the CNN baseline and the ST-CNNs on each distortion for ``seeds`` seeds; print the table.
 
     The split (70 % train, 30 % test) is fixed; each seed draws new distortions (``train_copies`` per
-    training digit, one per test digit) and new weights. ``quick`` (for tests): 1 seed, 1 epoch, 300
+    training digit, one per test digit) and new weights. ``quick`` (for tests): 1 seed, 1 epoch, 150
     digits. Returns the errors, the table, the figure path (``out``; None skips it) and the wall time.
     """
     from tqdm.auto import tqdm
@@ -200,7 +207,7 @@ def run_stn_demo(
     begin = time.perf_counter()
     if quick:
         seeds, epochs, train_copies = 1, 1, 1
-    images, labels = load_digits(data, limit=300 if quick else None)
+    images, labels = load_digits(data, limit=150 if quick else None)
     split = torch.randperm(len(images), generator=torch.Generator().manual_seed(1234))
     cut = int(0.7 * len(images))
     train_idx, test_idx = split[:cut], split[cut:]
@@ -217,7 +224,7 @@ def run_stn_demo(
             examples.setdefault(kind, x_test[:8])
             for name in models:
                 torch.manual_seed(seed)
-                model = build_model(name, x_train.shape[-1])
+                model = build_model(name, x_train.shape[-1], images.shape[-1])
                 error = train_and_test(
                     model, (x_train, y_train), (x_test, labels[test_idx]), epochs, seed, progress, f"{kind} {name} s{seed}"
                 )
@@ -257,24 +264,27 @@ def save_figure(path: Path, examples, trained, distortions, models) -> Path:
     import matplotlib.pyplot as plt
 
     stns = [m for m in models if m != "cnn"]
-    rows = [(kind, None) for kind in distortions for _ in [0]]
-    rows = [(kind, stn) for kind in distortions for stn in [None, *stns]]
-    count = len(next(iter(examples.values())))
-    fig, axes = plt.subplots(len(rows), count, figsize=(count * 0.9, len(rows) * 0.95), squeeze=False)
-    for r, (kind, stn) in enumerate(rows):
-        shown = examples[kind]
-        if stn is not None:
-            with torch.no_grad():
-                shown = trained[(kind, stn)][0](examples[kind])
-        for c in range(count):
-            axis = axes[r, c]
-            axis.imshow(shown[c, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-            axis.set_xticks([])
-            axis.set_yticks([])
-        axes[r, 0].set_ylabel(f"{kind} input" if stn is None else f"{kind} {stn}", fontsize=7, rotation=0, ha="right")
-    fig.suptitle("Distorted test digits and the spatial transformers' outputs", fontsize=9)
-    fig.tight_layout()
+    side = max(x.shape[-1] for x in examples.values())
+    strips, names = [], []
+    for kind in distortions:
+        for stn in [None, *stns]:
+            shown = examples[kind]
+            if stn is not None:
+                with torch.no_grad():
+                    shown = trained[(kind, stn)][0](shown)
+            # one strip per row (a single image keeps matplotlib fast), padded to the largest canvas
+            pad = side - shown.shape[-1]
+            shown = nn.functional.pad(shown, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2), value=0.5)
+            shown = nn.functional.pad(shown, (1, 1, 1, 1), value=1.0)
+            strips.append(torch.cat(list(shown[:, 0]), dim=1))
+            names.append(f"{kind}: input" if stn is None else f"{kind}: ST {stn}")
+    mosaic = torch.cat(strips, dim=0).clamp(0, 1).numpy()
+    fig, axis = plt.subplots(figsize=(mosaic.shape[1] / 40 + 1.2, mosaic.shape[0] / 40 + 0.4))
+    axis.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axis.set_xticks([])
+    axis.set_yticks([(i + 0.5) * mosaic.shape[0] / len(names) for i in range(len(names))], names, fontsize=7)
+    axis.set_title("Distorted test digits and each spatial transformer's output", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

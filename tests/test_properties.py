@@ -1,0 +1,231 @@
+"""Property-based tests (hypothesis) over the public API.
+
+Profiles: the default ``warpkit-ci`` keeps the module within a few seconds of CPU; ``HYPOTHESIS_PROFILE=long``
+runs many more examples for deliberate runs (``HYPOTHESIS_PROFILE=long pytest tests/test_properties.py``).
+The profile is applied per test, so other modules' hypothesis settings are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import warpkit as wk
+from warpkit import _fast, _sampler
+from warpkit._modes import Interpolation, Padding
+
+settings.register_profile(
+    "warpkit-ci", max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("long", max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings.get_profile("long" if os.environ.get("HYPOTHESIS_PROFILE") == "long" else "warpkit-ci")
+
+interpolations = st.sampled_from(list(Interpolation))
+paddings = st.sampled_from(list(Padding))
+sizes = st.integers(0, 7)  # 0 (empty) and 1x1 included
+
+
+@st.composite
+def images(draw, min_side=0):
+    batch = draw(st.integers(0, 2))
+    channels = draw(st.integers(1, 3))
+    height, width = draw(st.integers(min_side, 7)), draw(st.integers(min_side, 7))
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    return torch.rand(batch, channels, height, width, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def _matrix(draw, extreme: bool) -> np.ndarray:
+    """A well-conditioned or an extreme (huge/tiny scale, far shift, strong perspective) 3x3 matrix."""
+    if extreme:
+        scale = draw(st.sampled_from([1e-6, 1e-3, 1e3, 1e6]))
+        shift = draw(st.sampled_from([0.0, 1e4, -1e7]))
+    else:
+        scale = draw(st.floats(0.5, 2.0))
+        shift = draw(st.floats(-5, 5))
+    angle = draw(st.floats(-np.pi, np.pi))
+    shear = draw(st.floats(-0.3, 0.3))
+    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ [[1, shear], [0, 1]]
+    matrix = np.eye(3)
+    matrix[:2, :2] = linear
+    matrix[:2, 2] = [shift, -shift / 2]
+    if draw(st.booleans()):
+        limit = 0.5 if extreme else 0.01
+        matrix[2, :2] = [draw(st.floats(-limit, limit)), draw(st.floats(-limit, limit))]
+    return matrix
+
+
+@st.composite
+def transforms(draw, extreme_allowed=True):
+    kind = draw(st.sampled_from(["affine", "projective", "tps"]))
+    extreme = extreme_allowed and draw(st.booleans())
+    if kind == "tps":
+        src = np.array([[0, 0], [6, 0], [0, 6], [6, 6], [3, 3]], dtype=np.float64)
+        offsets = draw(st.lists(st.floats(-0.8, 0.8), min_size=10, max_size=10))
+        return wk.ThinPlateSpline.fit(torch.from_numpy(src), torch.from_numpy(src + np.reshape(offsets, (5, 2))))
+    matrix = torch.from_numpy(_matrix(draw, extreme))
+    return wk.Affine(matrix[:2]) if kind == "affine" and matrix[2, :2].abs().sum() == 0 else wk.Projective(matrix)
+
+
+@PROFILE
+@given(image=images(), transform=transforms(), out_h=sizes, out_w=sizes, interpolation=interpolations,
+       padding=paddings, fill=st.floats(-2, 2))
+def test_warp_shape_dtype_and_finite(image, transform, out_h, out_w, interpolation, padding, fill):
+    """Finite inputs give a finite output of the right shape and dtype, even for extreme transforms."""
+    try:
+        out = wk.warp(image, transform, (out_h, out_w), interpolation=interpolation, padding=padding, fill=fill)
+    except wk.SingularMatrixError:
+        return  # a numerically singular extreme matrix is refused: a defined outcome, never a NaN image
+    assert out.shape == (image.shape[0], image.shape[1], out_h, out_w)
+    assert out.dtype == image.dtype
+    assert torch.isfinite(out).all()
+    if interpolation is not Interpolation.BICUBIC and out.numel():
+        # nearest and bilinear are convex combinations of pixels and the fill value
+        values = torch.cat([image.flatten(), torch.tensor([fill if padding is Padding.CONSTANT else 0.0], dtype=image.dtype)])
+        slack = 1e-5 if image.dtype == torch.float32 else 1e-12
+        assert out.min() >= values.min() - slack and out.max() <= values.max() + slack
+
+
+@PROFILE
+@given(image=images(min_side=1), interpolation=interpolations, padding=paddings)
+def test_identity_warp_is_exact(image, interpolation, padding):
+    for family in (wk.Affine, wk.Projective, wk.ThinPlateSpline):
+        out = wk.warp(image, family.identity(dtype=image.dtype), interpolation=interpolation, padding=padding)
+        torch.testing.assert_close(out, image, atol=1e-6, rtol=0)
+
+
+def _border_index(i: int, n: int, padding: Padding) -> int | None:
+    """``cv2.borderInterpolate`` written out from its documentation; None means "read the fill"."""
+    if 0 <= i < n:
+        return i
+    if padding in (Padding.ZEROS, Padding.CONSTANT):
+        return None
+    if padding is Padding.REPLICATE:
+        return min(max(i, 0), n - 1)
+    if padding is Padding.WRAP:
+        return i % n
+    if padding is Padding.REFLECT101 and n == 1:
+        return 0
+    period = 2 * n if padding is Padding.REFLECT else 2 * n - 2
+    m = i % period
+    return m if m < n else (period - 1 - m if padding is Padding.REFLECT else period - m)
+
+
+def _cubic(t: float) -> list[float]:
+    a = -0.75
+    def near(d):  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+    def far(d):  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return [far(1 + t), near(t), near(1 - t), far(2 - t)]
+
+
+def _brute_force(image: np.ndarray, x: float, y: float, interpolation, padding, fill) -> np.ndarray:
+    """One float64 sample of ``(H, W, C)`` ``image`` at ``(x, y)``, tap by tap."""
+    height, width, _ = image.shape
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    tx, ty = x - x0, y - y0
+    if interpolation is Interpolation.BILINEAR:
+        taps_x, taps_y = [(x0, 1 - tx), (x0 + 1, tx)], [(y0, 1 - ty), (y0 + 1, ty)]
+    else:
+        taps_x = list(zip(range(x0 - 1, x0 + 3), _cubic(tx)))
+        taps_y = list(zip(range(y0 - 1, y0 + 3), _cubic(ty)))
+    total = np.zeros(image.shape[2])
+    for row, wy in taps_y:
+        for col, wx in taps_x:
+            r, c = _border_index(row, height, padding), _border_index(col, width, padding)
+            total += wy * wx * (image[r, c] if r is not None and c is not None else np.asarray(fill))
+    return total
+
+
+@PROFILE
+@given(height=st.integers(1, 9), width=st.integers(1, 9), out_h=st.integers(1, 5), out_w=st.integers(1, 5),
+       channels=st.integers(1, 4), interpolation=st.sampled_from([Interpolation.BILINEAR, Interpolation.BICUBIC]),
+       padding=paddings, seed=st.integers(0, 2**31 - 1))
+def test_sample_agrees_with_brute_force(height, width, out_h, out_w, channels, interpolation, padding, seed):
+    """An independent float64 reference, tap by tap, with OpenCV's border rule."""
+    rng = np.random.default_rng(seed)
+    image = rng.random((height, width, channels))
+    grid = rng.uniform(-3 * width - 2, 3 * width + 2, size=(out_h, out_w, 2))
+    fill = tuple(rng.uniform(-1, 1, channels).tolist()) if padding is Padding.CONSTANT else (0.0,) * channels
+    out = wk.sample(torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(grid), interpolation=interpolation,
+                    padding=padding, fill=fill)
+    expected = [[_brute_force(image, *grid[i, j], interpolation, padding, fill) for j in range(out_w)] for i in range(out_h)]
+    np.testing.assert_allclose(out.permute(1, 2, 0).numpy(), np.array(expected), atol=1e-10)
+
+
+@pytest.mark.skipif(not _fast.available(), reason="the fast backend needs numba")
+@PROFILE
+@given(image=images(min_side=1), interpolation=interpolations, padding=paddings, seed=st.integers(0, 2**31 - 1),
+       huge=st.booleans())
+def test_backends_agree(image, interpolation, padding, seed, huge):
+    """The fast CPU backend and the reference sampler give the same result, far-outside points included."""
+    assume(image.shape[0] > 0)
+    generator = torch.Generator().manual_seed(seed)
+    span = 1e6 if huge else 10.0
+    grid = (torch.rand(image.shape[0], 3, 4, 2, generator=generator, dtype=image.dtype) - 0.3) * span
+    fill = _sampler.prepare_fill(0.5, padding, image)
+    reference = _sampler.reference_sample(image, grid, interpolation, padding, fill)
+    fast = _fast.fast_sample(image, grid, interpolation, padding, fill)
+    tolerance = 1e-5 if image.dtype == torch.float32 else 1e-10
+    if interpolation is Interpolation.NEAREST:
+        ties = ((grid - grid.floor()) - 0.5).abs().min() < 1e-4
+        assume(not ties)  # an exact .5 may round either way in float32
+    torch.testing.assert_close(fast, reference, atol=tolerance, rtol=0)
+
+
+@PROFILE
+@given(transform=transforms(extreme_allowed=False), seed=st.integers(0, 2**31 - 1))
+def test_inverse_round_trip(transform, seed):
+    points = torch.rand(1, 12, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 6
+    back = transform.inverse().transform_points(transform.transform_points(points))
+    torch.testing.assert_close(back.double(), points.expand_as(back), atol=1e-6, rtol=0)
+    if transform.has_matrix:
+        composed = transform.then(transform.inverse())
+        torch.testing.assert_close(composed.matrix / composed.matrix[:, 2:, 2:], torch.eye(3, dtype=torch.float64)[None],
+                                   atol=1e-9, rtol=0)
+
+
+@PROFILE
+@given(family=st.sampled_from([wk.Affine, wk.Projective]), data=st.data())
+def test_estimate_recovers_matrix(family, data):
+    matrix = _matrix(data.draw, extreme=False)
+    if family is wk.Affine:
+        matrix[2] = [0, 0, 1]
+    src = np.array([[0, 0], [10, 0], [0, 10], [10, 10], [4, 7], [8, 3]], dtype=np.float64)
+    dst = cv2.perspectiveTransform(src[None], matrix)[0]
+    estimate = family.estimate(torch.from_numpy(src), torch.from_numpy(dst))
+    np.testing.assert_allclose(estimate.matrix[0].numpy(), matrix / matrix[2, 2], atol=1e-7)
+
+
+@PROFILE
+@given(family=st.sampled_from([wk.Affine, wk.Projective]), data=st.data(),
+       src_size=st.tuples(st.integers(2, 9), st.integers(2, 9)), dst_size=st.tuples(st.integers(2, 9), st.integers(2, 9)),
+       align_corners=st.booleans())
+def test_params_round_trip(family, data, src_size, dst_size, align_corners):
+    matrix = _matrix(data.draw, extreme=False)
+    if family is wk.Affine:
+        matrix[2] = [0, 0, 1]
+    transform = family(torch.from_numpy(matrix if family is wk.Projective else matrix[:2]))
+    params = transform.to_params(src_size, dst_size, align_corners=align_corners)
+    assert params.shape == (1, family.num_params)
+    back = family.from_params(params, src_size, dst_size, align_corners=align_corners)
+    result = back.matrix[0].numpy()
+    np.testing.assert_allclose(result / result[2, 2], matrix / matrix[2, 2], atol=1e-8)  # homographies: up to scale
+
+
+@PROFILE
+@given(image=images(), grid_h=sizes, grid_w=sizes, interpolation=interpolations, padding=paddings,
+       bad=st.sampled_from([float("nan"), float("inf"), float("-inf")]))
+def test_sample_shapes_with_nonfinite_grid(image, grid_h, grid_w, interpolation, padding, bad):
+    """Any shape (empty ones too) and a fully non-finite grid: the padding value everywhere, right shape."""
+    grid = torch.full((1, grid_h, grid_w, 2), bad, dtype=image.dtype)
+    out = wk.sample(image, grid, interpolation=interpolation, padding=padding, fill=0.75)
+    assert out.shape == (image.shape[0], image.shape[1], grid_h, grid_w) and out.dtype == image.dtype
+    assert (out == (0.75 if padding is Padding.CONSTANT else 0.0)).all()
