@@ -26,7 +26,7 @@ for _family in (Affine, Projective, ThinPlateSpline):
     register_family(_family)
 del _family
 
-from . import nn  # noqa: E402  (needs the registry filled)
+from . import nn, testing  # noqa: E402  (they need the registry filled)
 
 __version__ = "0.1.0"
 
@@ -53,6 +53,7 @@ __all__ = [
     "get_family",
     "get_max_output_elements",
     "nn",
+    "testing",
     "register_family",
     "sample",
     "set_max_output_elements",

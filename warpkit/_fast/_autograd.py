@@ -41,7 +41,7 @@ class _Sample(torch.autograd.Function):
         flat_out, ostr = _flat(out)
         grid, mat = _coord_arrays(coords, use_matrix)
         _kernels.forward(img, istr, image.shape[0], channels, image.shape[2], image.shape[3], grid, mat, use_matrix,
-                         batch, size[0], size[1], mode, pad, fill.numpy(), flat_out, ostr)
+                         batch, size[0], size[1], mode, pad, fill.numpy(), flat_out, ostr, _chunk(batch * size[0]))
         return out
 
     @staticmethod
@@ -72,7 +72,7 @@ class _Sample(torch.autograd.Function):
             grad_mat = torch.zeros((batch, size[0], 9) if use_matrix else (1, 1, 9), dtype=torch.float64)
             _kernels.backward_coords(gout, gstr, img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                                      batch, size[0], size[1], mode, pad, fill.numpy(), grad_grid.numpy(),
-                                     grad_mat.numpy())
+                                     grad_mat.numpy(), _chunk(batch * size[0]))
             if use_matrix:
                 grad_coords = grad_mat.sum(1).reshape(batch, 3, 3).to(coords.dtype)
             else:
@@ -98,6 +98,12 @@ def _matrix_grid(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``(B, H, W, 2)`` source points of ``(B, 3, 3)`` destination -> source matrices."""
     centres = pixel_grid(size, matrix.dtype, matrix.device).reshape(1, -1, 2)
     return apply_matrix(matrix, centres).reshape(matrix.shape[0], size[0], size[1], 2)
+
+
+def _chunk(rows: int) -> int:
+    """Output rows per parallel task: a few tasks per thread balance the load, few enough to amortise
+    each task's scratch buffers."""
+    return max(1, rows // (4 * numba.get_num_threads()))
 
 
 def _is_channels_last(t: torch.Tensor) -> bool:

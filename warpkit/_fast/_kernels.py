@@ -152,53 +152,84 @@ def _row_taps(b, i, grid, mat, use_matrix, mode, pad, src_h, src_w, points, idx,
         cover[j] = sx * sy
 
 
+@njit(**_OPTIONS)
+def _combine(idx, w, dw, taps, row_stride, col_stride, offset, weight, weight_dx, weight_dy, derivatives):
+    """Per tap pair ``k = ty * taps + tx``: element offset ``offset[k, j]``, weight ``wy * wx`` and, with
+    ``derivatives``, ``d(weight)/dx = wy * dwx`` and ``d(weight)/dy = dwy * wx``; shared by all channels."""
+    width = idx.shape[2]
+    k = 0
+    for ty in range(taps):
+        for tx in range(taps):
+            for j in range(width):
+                offset[k, j] = idx[1, ty, j] * row_stride + idx[0, tx, j] * col_stride
+                weight[k, j] = w[1, ty, j] * w[0, tx, j]
+            if derivatives:
+                for j in range(width):
+                    weight_dx[k, j] = w[1, ty, j] * dw[0, tx, j]
+                    weight_dy[k, j] = dw[1, ty, j] * w[0, tx, j]
+            k += 1
+
+
+@njit(**_OPTIONS)
+def _pixel_major(channels, height, width, channel_stride, itemsize):
+    """Loop channels innermost? Yes for channels-last, and for NCHW while one image stays in cache (the tap
+    tables are then read once per pixel, not once per channel: 1.3x at 8x64x56x56, but 0.6x at
+    16x32x128x128 where the planes no longer fit)."""
+    return channel_stride == 1 or (channels >= 4 and channels * height * width * itemsize <= 1 << 20)
+
+
 @njit(parallel=True, **_OPTIONS)
 def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w, mode, pad,
-            fill, out, ostr):
-    """``out[b, c, i, j]`` for every output pixel; parallel over output rows."""
+            fill, out, ostr, chunk):
+    """``out[b, c, i, j]`` for every output pixel; parallel over chunks of ``chunk`` output rows."""
     taps = 1 if mode == _NEAREST else (2 if mode == _BILINEAR else 4)
-    for r in prange(batch * out_h):
-        b, i = r // out_h, r % out_h
+    rows = batch * out_h
+    for first in prange((rows + chunk - 1) // chunk):
+        # scratch allocated once per chunk, not per row: allocation cost rivalled the sampling itself
         points, idx, w, dw, cover = _buffers(out_w, img.dtype)
-        _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
-        base = (b if in_batch > 1 else 0) * istr[0]
-        obase = b * ostr[0] + i * ostr[2]
-        sh, sw = istr[2], istr[3]
-        for p in range(taps):  # turn tap indices into element offsets once per row
+        offset = np.empty((taps * taps, out_w), np.int64)
+        weight = np.empty((taps * taps, out_w), img.dtype)
+        rest = np.empty(out_w, img.dtype)
+        for r in range(first * chunk, min(rows, (first + 1) * chunk)):
+            b, i = r // out_h, r % out_h
+            _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
+            _combine(idx, w, dw, taps, istr[2], istr[3], offset, weight, weight, weight, False)
             for j in range(out_w):
-                idx[0, p, j] *= sw
-                idx[1, p, j] *= sh
-        # loop order follows memory: channels innermost for channels-last, columns innermost for NCHW
-        if istr[1] == 1:
-            for j in range(out_w):
+                rest[j] = 1.0 - cover[j]
+            base = (b if in_batch > 1 else 0) * istr[0]
+            obase = b * ostr[0] + i * ostr[2]
+            if _pixel_major(channels, height, width, istr[1], img.itemsize):
+                for j in range(out_w):
+                    for c in range(channels):
+                        acc = fill[c] * rest[j]
+                        for k in range(taps * taps):
+                            acc += weight[k, j] * img[base + c * istr[1] + offset[k, j]]
+                        out[obase + j * ostr[3] + c * ostr[1]] = acc
+            elif taps == 2:  # the common case, written out on 1-D views (tighter loops)
+                w0, w1, w2, w3 = weight[0], weight[1], weight[2], weight[3]
+                o0, o1, o2, o3 = offset[0], offset[1], offset[2], offset[3]
                 for c in range(channels):
-                    acc = 0.0
-                    for ty in range(taps):
-                        row = base + idx[1, ty, j] + c
-                        for tx in range(taps):
-                            acc += w[1, ty, j] * w[0, tx, j] * img[row + idx[0, tx, j]]
-                    out[obase + j * ostr[3] + c * ostr[1]] = acc + fill[c] * (1.0 - cover[j])
-        elif taps == 2:  # the common case, written out
-            for c in range(channels):
-                cbase = base + c * istr[1]
-                for j in range(out_w):
-                    r0, r1 = cbase + idx[1, 0, j], cbase + idx[1, 1, j]
-                    x0, x1 = idx[0, 0, j], idx[0, 1, j]
-                    wx0, wx1 = w[0, 0, j], w[0, 1, j]
-                    acc = w[1, 0, j] * (wx0 * img[r0 + x0] + wx1 * img[r0 + x1]) + w[1, 1, j] * (
-                        wx0 * img[r1 + x0] + wx1 * img[r1 + x1]
-                    )
-                    out[obase + j * ostr[3] + c * ostr[1]] = acc + fill[c] * (1.0 - cover[j])
-        else:
-            for c in range(channels):
-                cbase = base + c * istr[1]
-                for j in range(out_w):
-                    acc = 0.0
-                    for ty in range(taps):
-                        row = cbase + idx[1, ty, j]
-                        for tx in range(taps):
-                            acc += w[1, ty, j] * w[0, tx, j] * img[row + idx[0, tx, j]]
-                    out[obase + j * ostr[3] + c * ostr[1]] = acc + fill[c] * (1.0 - cover[j])
+                    cbase = base + c * istr[1]
+                    cout = obase + c * ostr[1]
+                    f = fill[c]
+                    for j in range(out_w):
+                        out[cout + j * ostr[3]] = (
+                            w0[j] * img[cbase + o0[j]]
+                            + w1[j] * img[cbase + o1[j]]
+                            + w2[j] * img[cbase + o2[j]]
+                            + w3[j] * img[cbase + o3[j]]
+                            + f * rest[j]
+                        )
+            else:
+                for c in range(channels):
+                    cbase = base + c * istr[1]
+                    cout = obase + c * ostr[1]
+                    f = fill[c]
+                    for j in range(out_w):
+                        acc = f * rest[j]
+                        for k in range(taps * taps):
+                            acc += weight[k, j] * img[cbase + offset[k, j]]
+                        out[cout + j * ostr[3]] = acc
 
 
 @njit(parallel=True, **_OPTIONS)
@@ -215,77 +246,89 @@ def backward_image(gout, gstr, grad, in_batch, channels, height, width, grid, ma
         bi, block = task // blocks, task % blocks
         c0, c1 = block * per_block, min(channels, (block + 1) * per_block)
         points, idx, w, dw, cover = _buffers(out_w, grad.dtype)
+        offset = np.empty((taps * taps, out_w), np.int64)
+        weight = np.empty((taps * taps, out_w), grad.dtype)
         for b in range(batch):
             if in_batch > 1 and b != bi:
                 continue
             for i in range(out_h):
                 _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
-                for p in range(taps):
-                    for j in range(out_w):
-                        idx[1, p, j] *= width
+                _combine(idx, w, dw, taps, width, 1, offset, weight, weight, weight, False)
                 for c in range(c0, c1):
+                    plane = grad[bi, c]
                     gbase = b * gstr[0] + c * gstr[1] + i * gstr[2]
                     for j in range(out_w):
                         g = gout[gbase + j * gstr[3]]
-                        for ty in range(taps):
-                            gy = g * w[1, ty, j]
-                            row = idx[1, ty, j]
-                            for tx in range(taps):
-                                grad[bi, c, row + idx[0, tx, j]] += gy * w[0, tx, j]
+                        for k in range(taps * taps):
+                            plane[offset[k, j]] += g * weight[k, j]
 
 
 @njit(parallel=True, **_OPTIONS)
 def backward_coords(gout, gstr, img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h,
-                    out_w, mode, pad, fill, grad_grid, grad_mat):
+                    out_w, mode, pad, fill, grad_grid, grad_mat, chunk):
     """``d loss / d grid`` into ``grad_grid`` ``(B, H_out, W_out, 2)``, or with ``use_matrix`` the
     per-row partial ``d loss / d matrix`` into ``grad_mat`` ``(B, H_out, 9)``; parallel over output rows."""
     taps = 1 if mode == _NEAREST else (2 if mode == _BILINEAR else 4)
-    for r in prange(batch * out_h):
-        b, i = r // out_h, r % out_h
+    rows = batch * out_h
+    for first in prange((rows + chunk - 1) // chunk):
         points, idx, w, dw, cover = _buffers(out_w, img.dtype)
-        _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
-        gx, gy = np.zeros(out_w), np.zeros(out_w)
-        if mode != _NEAREST:  # nearest has no gradient with respect to the points
-            base = (b if in_batch > 1 else 0) * istr[0]
-            for p in range(taps):
+        offset = np.empty((taps * taps, out_w), np.int64)
+        weight_dx, weight_dy = np.empty((taps * taps, out_w)), np.empty((taps * taps, out_w))
+        gx, gy, acc = np.empty(out_w), np.empty(out_w), np.empty(9)
+        for r in range(first * chunk, min(rows, (first + 1) * chunk)):
+            b, i = r // out_h, r % out_h
+            _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
+            gx[:] = 0.0
+            gy[:] = 0.0
+            if mode != _NEAREST:  # nearest has no gradient with respect to the points
+                _combine(idx, w, dw, taps, istr[2], istr[3], offset, weight_dx, weight_dx, weight_dy, True)
+                base = (b if in_batch > 1 else 0) * istr[0]
+                gbase = b * gstr[0] + i * gstr[2]
+                # out = fill + sum(w * (v - fill)) over the taps inside the image
+                if _pixel_major(channels, height, width, istr[1], img.itemsize):
+                    for j in range(out_w):
+                        sx, sy = 0.0, 0.0
+                        for c in range(channels):
+                            g = gout[gbase + c * gstr[1] + j * gstr[3]]
+                            cbase = base + c * istr[1]
+                            for k in range(taps * taps):
+                                v = g * (img[cbase + offset[k, j]] - fill[c])
+                                sx += weight_dx[k, j] * v
+                                sy += weight_dy[k, j] * v
+                        gx[j] = sx
+                        gy[j] = sy
+                else:
+                    for c in range(channels):
+                        cbase = base + c * istr[1]
+                        f = fill[c]
+                        for j in range(out_w):
+                            g = gout[gbase + c * gstr[1] + j * gstr[3]]
+                            sx, sy = 0.0, 0.0
+                            for k in range(taps * taps):
+                                v = img[cbase + offset[k, j]] - f
+                                sx += weight_dx[k, j] * v
+                                sy += weight_dy[k, j] * v
+                            gx[j] += g * sx
+                            gy[j] += g * sy
+            if not use_matrix:
                 for j in range(out_w):
-                    idx[0, p, j] *= istr[3]
-                    idx[1, p, j] *= istr[2]
-            for c in range(channels):
-                cbase = base + c * istr[1]
-                gbase = b * gstr[0] + c * gstr[1] + i * gstr[2]
-                f = fill[c]
-                for j in range(out_w):
-                    g = gout[gbase + j * gstr[3]]
-                    sx, sy = 0.0, 0.0
-                    for ty in range(taps):
-                        row = cbase + idx[1, ty, j]
-                        for tx in range(taps):
-                            # out = fill + sum(w * (v - fill)) over the taps inside the image
-                            v = img[row + idx[0, tx, j]] - f
-                            sx += dw[0, tx, j] * w[1, ty, j] * v
-                            sy += w[0, tx, j] * dw[1, ty, j] * v
-                    gx[j] += g * sx
-                    gy[j] += g * sy
-        if not use_matrix:
+                    grad_grid[b, i, j, 0] = gx[j]
+                    grad_grid[b, i, j, 1] = gy[j]
+                continue
+            m = b if mat.shape[0] > 1 else 0
+            acc[:] = 0.0
             for j in range(out_w):
-                grad_grid[b, i, j, 0] = gx[j]
-                grad_grid[b, i, j, 1] = gy[j]
-            continue
-        m = b if mat.shape[0] > 1 else 0
-        acc = np.zeros(9)
-        for j in range(out_w):
-            if gx[j] == 0.0 and gy[j] == 0.0:
-                continue  # also keeps 0 * inf (a point at infinity) out of the sums
-            den = float(mat[m, 2, 0]) * j + float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
-            # d(point)/d(matrix) for x = (m0 . p) / (m2 . p), y = (m1 . p) / (m2 . p), p = (j, i, 1)
-            x_term = gx[j] / den
-            y_term = gy[j] / den
-            w_term = -(gx[j] * points[0, j] + gy[j] * points[1, j]) / den
-            for k in range(3):
-                pk = float(j) if k == 0 else (float(i) if k == 1 else 1.0)
-                acc[k] += x_term * pk
-                acc[3 + k] += y_term * pk
-                acc[6 + k] += w_term * pk
-        for k in range(9):
-            grad_mat[b, i, k] = acc[k]
+                if gx[j] == 0.0 and gy[j] == 0.0:
+                    continue  # also keeps 0 * inf (a point at infinity) out of the sums
+                den = float(mat[m, 2, 0]) * j + float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
+                # d(point)/d(matrix) for x = (m0 . p) / (m2 . p), y = (m1 . p) / (m2 . p), p = (j, i, 1)
+                x_term = gx[j] / den
+                y_term = gy[j] / den
+                w_term = -(gx[j] * points[0, j] + gy[j] * points[1, j]) / den
+                for k in range(3):
+                    pk = float(j) if k == 0 else (float(i) if k == 1 else 1.0)
+                    acc[k] += x_term * pk
+                    acc[3 + k] += y_term * pk
+                    acc[6 + k] += w_term * pk
+            for k in range(9):
+                grad_mat[b, i, k] = acc[k]

@@ -1,14 +1,391 @@
-"""`warpkit bench` (placeholder until its issue lands)."""
+"""`warpkit bench`: warpkit's sampler against torch, kornia and OpenCV (also ``python benchmarks/bench.py``).
+
+Measures, in one run, float32 forward and forward+backward medians for the affine cases of issue 5 and a
+thin-plate-spline grid, a plain copy of the output as the floor, peak memory, the largest difference
+between the fast and the reference backend, and the first-call latency (numba compile, cold and cached).
+Prints markdown tables of times and ratios and writes a PNG plot.
+"""
 
 from __future__ import annotations
 
 import argparse
+import gc
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+__all__ = ["add_arguments", "run", "main"]
+
+# (label, kind, N, C, H, W): the issue's cases, then a generic grid through the gather kernel
+CASES = [
+    ("64x3x64x64", "affine", 64, 3, 64, 64),
+    ("8x64x56x56", "affine", 8, 64, 56, 56),
+    ("1x3x1024x1024", "affine", 1, 3, 1024, 1024),
+    ("16x32x128x128", "affine", 16, 32, 128, 128),
+    ("tps 8x3x256x256", "tps", 8, 3, 256, 256),
+]
+QUICK_CASES = [
+    ("8x3x64x64", "affine", 8, 3, 64, 64),
+    ("2x16x56x56", "affine", 2, 16, 56, 56),
+    ("tps 2x3x64x64", "tps", 2, 3, 64, 64),
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--quick", action="store_true", help="small cases and short timings (a smoke run)")
+    parser.add_argument("--threads", type=int, default=2, help="torch, numba and OpenCV threads (default 2)")
+    parser.add_argument("--plot", default="benchmarks/results.png", help="PNG path ('' for none)")
+    parser.add_argument("--budget", type=float, default=None, help="seconds of timing per measurement")
+    parser.add_argument("--no-latency", action="store_true", help="skip the first-call latency subprocesses")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:
-    print("warpkit bench: not implemented yet")
-    return 2
+    import cv2
+    import numba
+    import torch
+
+    from .. import _fast
+
+    if not _fast.enabled():
+        print("warpkit bench: the fast backend is not available (install numba, unset WARPKIT_BACKEND)")
+        return 2
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    budget = args.budget if args.budget is not None else (0.2 if args.quick else 0.6)
+    started = time.perf_counter()
+    print(_machine(args.threads))
+    rows = []
+    for label, kind, n, c, h, w in QUICK_CASES if args.quick else CASES:
+        rows.append(_bench_case(label, kind, (n, c, h, w), budget))
+        print(f"  measured {label}", file=sys.stderr, flush=True)
+    print()
+    print(_tables(rows))
+    if not args.no_latency:
+        print()
+        print(_latency(cold=not args.quick))
+    if args.plot:
+        _plot(rows, args.plot)
+        print(f"\nplot: {args.plot}")
+    print(f"\nbenchmark wall time: {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+# ---- one case ---------------------------------------------------------------------------------------------
+
+
+def _bench_case(label, kind, shape, budget):
+    import cv2
+    import kornia
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    import warpkit as wk
+
+    n, c, h, w = shape
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(n, c, h, w, generator=gen)
+    image_hwc = [np.ascontiguousarray(im.permute(1, 2, 0).numpy()) for im in image]
+    grad_out = torch.randn(n, c, h, w, generator=gen)
+    copy_target = torch.empty_like(image)
+    times, peak = {}, {}
+
+    if kind == "affine":
+        matrix = _random_affines(n, (h, w), gen)
+        theta = wk.Affine(matrix).to_params((h, w), (h, w), align_corners=False).reshape(n, 2, 3)
+        matrix_np = matrix.double().numpy()
+
+        def torch_fwd(img=image, th=theta):
+            return F.grid_sample(img, F.affine_grid(th, (n, c, h, w), align_corners=False), align_corners=False)
+
+        def kornia_fwd(img=image, m=matrix):
+            return kornia.geometry.transform.warp_affine(img, m, (h, w), align_corners=True)
+
+        def cv2_fwd():
+            return [cv2.warpAffine(im, m, (w, h), flags=cv2.INTER_LINEAR) for im, m in zip(image_hwc, matrix_np)]
+
+        def ours_fwd(img=image, m=matrix):
+            return wk.warp(img, wk.Affine(m))
+
+        params = {"torch": theta, "kornia": matrix, "warpkit": matrix}
+    else:
+        grid = _tps_grid(n, (h, w), gen)
+        normalised = torch.stack([(2 * grid[..., 0] + 1) / w - 1, (2 * grid[..., 1] + 1) / h - 1], -1)
+        maps = [(g[..., 0].numpy().copy(), g[..., 1].numpy().copy()) for g in grid]
+
+        def torch_fwd(img=image, g=normalised):
+            return F.grid_sample(img, g, align_corners=False)
+
+        def kornia_fwd(img=image, g=grid):
+            return kornia.geometry.transform.remap(img, g[..., 0], g[..., 1], align_corners=True)
+
+        def cv2_fwd():
+            return [cv2.remap(im, mx, my, cv2.INTER_LINEAR) for im, (mx, my) in zip(image_hwc, maps)]
+
+        def ours_fwd(img=image, g=grid):
+            return wk.sample(img, g)
+
+        params = {"torch": normalised, "kornia": grid, "warpkit": grid}
+
+    forwards = {"copy": lambda: copy_target.copy_(image), "torch": torch_fwd, "kornia": kornia_fwd,
+                "cv2": cv2_fwd, "warpkit": ours_fwd}
+    for name, fn in forwards.items():
+        with torch.no_grad():
+            times[name] = _median_ms(fn, budget)
+    for name, fn in (("torch", torch_fwd), ("kornia", kornia_fwd), ("warpkit", ours_fwd)):
+        step = _backward_step(fn, image, params[name], grad_out)
+        times[name + " fwd+bwd"] = _median_ms(step, budget)
+        peak[name] = _peak_rss_mib(step)
+    with torch.no_grad():
+        peak["warpkit fwd"] = _peak_rss_mib(ours_fwd)
+        peak["torch fwd"] = _peak_rss_mib(torch_fwd)
+    diff = _fast_vs_reference(ours_fwd, image, params["warpkit"], grad_out)
+    return {"label": label, "times": times, "peak": peak, "diff": diff}
+
+
+def _random_affines(n, size, gen):
+    """``(n, 2, 3)`` rotations by up to 30 degrees, scales 0.8..1.2 and shifts, about the image centre."""
+    import torch
+
+    h, w = size
+    angle = (torch.rand(n, generator=gen) - 0.5) * math.radians(60)
+    scale = 0.8 + 0.4 * torch.rand(n, generator=gen)
+    shift = (torch.rand(n, 2, generator=gen) - 0.5) * 0.1 * torch.tensor([w, h])
+    cos, sin = scale * angle.cos(), scale * angle.sin()
+    centre = torch.tensor([(w - 1) / 2, (h - 1) / 2])
+    linear = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], 1)  # (n, 2, 2)
+    offset = centre - linear @ centre + shift
+    return torch.cat([linear, offset.unsqueeze(-1)], -1)
+
+
+def _tps_grid(n, size, gen):
+    """``(n, H, W, 2)`` pixel grid of a thin-plate spline through a jittered 4x4 lattice."""
+    import torch
+
+    import warpkit as wk
+
+    h, w = size
+    ys, xs = torch.meshgrid(torch.linspace(0, h - 1, 4), torch.linspace(0, w - 1, 4), indexing="ij")
+    src = torch.stack([xs.flatten(), ys.flatten()], -1).expand(n, -1, -1)
+    dst = src + torch.randn(n, 16, 2, generator=gen) * 0.04 * min(h, w)
+    return wk.ThinPlateSpline.fit(src, dst).grid((h, w)).contiguous()
+
+
+def _backward_step(forward, image, param, grad_out):
+    img = image.clone().requires_grad_()
+    prm = param.clone().requires_grad_()
+
+    def step():
+        img.grad = prm.grad = None
+        forward(img, prm).backward(grad_out)
+
+    return step
+
+
+def _fast_vs_reference(forward, image, param, grad_out):
+    """Largest errors of the fast and of the reference float32 backends against float64 reference math:
+    ``[fast out, reference out, fast d image, reference d image]``; gradients relative to their largest value."""
+    results = {}
+    for backend, dtype in (("auto", image.dtype), ("reference", image.dtype), ("reference", "float64")):
+        os.environ["WARPKIT_BACKEND"] = backend
+        img = image.double() if dtype == "float64" else image.clone()
+        prm = param.double() if dtype == "float64" else param.clone()
+        img.requires_grad_()
+        prm.requires_grad_()
+        out = forward(img, prm)
+        out.backward(grad_out.to(out.dtype))
+        results[(backend, dtype)] = (out.detach().double(), img.grad.double())
+    os.environ.pop("WARPKIT_BACKEND", None)
+    exact_out, exact_grad = results[("reference", "float64")]
+    scale = float(exact_grad.abs().max())
+    errors = []
+    for key in (("auto", image.dtype), ("reference", image.dtype)):
+        errors.append(float((results[key][0] - exact_out).abs().max()))
+    for key in (("auto", image.dtype), ("reference", image.dtype)):
+        errors.append(float((results[key][1] - exact_grad).abs().max()) / scale)
+    return errors
+
+
+def _median_ms(fn, budget):
+    fn()  # warm-up: compile, allocator
+    samples = []
+    deadline = time.perf_counter() + budget
+    while len(samples) < 3 or (time.perf_counter() < deadline and len(samples) < 50):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(samples)
+
+
+def _release_freed_memory_to_the_os():
+    """glibc keeps freed blocks resident, which hides peaks; serve large blocks by mmap (returned on free)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD: fixed, so it no longer grows after frees
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _peak_rss_mib(fn):
+    """Peak resident memory above the level before ``fn`` (Linux: VmHWM after clearing it), in MiB."""
+    try:
+        gc.collect()
+        _release_freed_memory_to_the_os()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets the high-water mark
+        before = _status_kib("VmRSS")
+        fn()
+        return max(0.0, (_status_kib("VmHWM") - before) / 1024)
+    except OSError:
+        return float("nan")
+
+
+def _status_kib(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise OSError(key)
+
+
+# ---- first-call latency ---------------------------------------------------------------------------------
+
+_FIRST_CALL = """
+import time
+t0 = time.perf_counter()
+import torch, warpkit as wk
+t1 = time.perf_counter()
+x = torch.rand(2, 3, 32, 32, requires_grad=True)
+m = torch.tensor([[[0.9, 0.1, 1.0], [-0.1, 0.9, 2.0]]], requires_grad=True)
+out = wk.warp(x, wk.Affine(m))
+t2 = time.perf_counter()
+out.sum().backward()
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
+"""
+
+
+def _latency(cold: bool) -> str:
+    lines = ["First call (fresh process, float32 bilinear warp, 2x3x32x32): import / first forward / first backward"]
+    runs = [("cached kernels (numba cache=True)", None)]
+    if cold:
+        runs.append(("cold compile (empty numba cache)", tempfile.mkdtemp(prefix="warpkit-numba-")))
+    for name, cache_dir in runs:
+        env = dict(os.environ)
+        if cache_dir:
+            env["NUMBA_CACHE_DIR"] = cache_dir
+        result = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True,
+                                timeout=600)
+        if result.returncode != 0:
+            lines.append(f"- {name}: failed: {result.stderr.strip().splitlines()[-1:]}")
+            continue
+        t_import, t_fwd, t_bwd = (float(v) for v in result.stdout.split())
+        lines.append(f"- {name}: {t_import:.2f} s / {t_fwd:.2f} s / {t_bwd:.2f} s")
+    return "\n".join(lines)
+
+
+# ---- report -----------------------------------------------------------------------------------------------
+
+
+def _machine(threads: int) -> str:
+    import cv2
+    import kornia
+    import numba
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"Machine: {cpu}, {os.cpu_count()} logical CPUs, {threads} threads; Python {platform.python_version()}, "
+        f"torch {torch.__version__}, numba {numba.__version__}, OpenCV {cv2.__version__}, kornia {kornia.__version__}"
+    )
+
+
+def _tables(rows) -> str:
+    out = [
+        "Forward, float32, bilinear, zeros padding: median ms (ratio = other / warpkit; > 1 means warpkit is faster)",
+        "",
+        "| case | copy | torch | kornia | cv2 | warpkit | vs torch | vs kornia | vs cv2 | warpkit / copy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["times"]
+        ours = t["warpkit"]
+        out.append(
+            f"| {r['label']} | {t['copy']:.2f} | {t['torch']:.2f} | {t['kornia']:.2f} | {t['cv2']:.2f} | "
+            f"{ours:.2f} | {t['torch'] / ours:.1f}x | {t['kornia'] / ours:.1f}x | {t['cv2'] / ours:.2f}x | "
+            f"{ours / t['copy']:.1f} |"
+        )
+    out += [
+        "",
+        "Forward + backward (gradients for the image and the matrix / grid): median ms, peak RSS MiB",
+        "",
+        "| case | torch | kornia | warpkit | vs torch | vs kornia | peak MiB torch fwd / fwd+bwd | peak MiB warpkit fwd / fwd+bwd |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t, p, d = r["times"], r["peak"], r["diff"]
+        ours = t["warpkit fwd+bwd"]
+        out.append(
+            f"| {r['label']} | {t['torch fwd+bwd']:.2f} | {t['kornia fwd+bwd']:.2f} | {ours:.2f} | "
+            f"{t['torch fwd+bwd'] / ours:.1f}x | {t['kornia fwd+bwd'] / ours:.1f}x | "
+            f"{p['torch fwd']:.1f} / {p['torch']:.1f} | {p['warpkit fwd']:.1f} / {p['warpkit']:.1f} |"
+        )
+    out += [
+        "",
+        "Accuracy against float64 math (max |error|; d image relative to its largest value): the fast kernels",
+        "are at least as close as the float32 reference backend",
+        "",
+        "| case | out, fast | out, reference | d image, fast | d image, reference |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        d = r["diff"]
+        out.append(f"| {r['label']} | {d[0]:.1e} | {d[1]:.1e} | {d[2]:.1e} | {d[3]:.1e} |")
+    return "\n".join(out)
+
+
+def _plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [r["label"] for r in rows]
+    series = {
+        "forward vs torch": [r["times"]["torch"] / r["times"]["warpkit"] for r in rows],
+        "forward vs cv2": [r["times"]["cv2"] / r["times"]["warpkit"] for r in rows],
+        "fwd+bwd vs torch": [r["times"]["torch fwd+bwd"] / r["times"]["warpkit fwd+bwd"] for r in rows],
+    }
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(series)
+    for k, (name, values) in enumerate(series.items()):
+        ax.bar([i + k * width for i in range(len(rows))], values, width, label=name)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(rows))], labels, fontsize=8)
+    ax.set_ylabel("speed-up of warpkit (x)")
+    ax.set_title("warpkit fast CPU backend, float32 bilinear")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -157,10 +157,11 @@ def train_and_test(model, train, test, epochs: int, seed: int, progress: bool, l
 
     (x_train, y_train), (x_test, y_test) = train, test
     generator = torch.Generator().manual_seed(seed)
-    stn_params = [p for name, p in model.named_parameters() if name.startswith("0.")]
-    other = [p for name, p in model.named_parameters() if not name.startswith("0.")]
-    # The localisation net learns 10x slower, as is usual for STNs: a big early step can warp the digit away.
-    optimizer = torch.optim.Adam([{"params": other}, {"params": stn_params, "lr": 1e-4}], lr=1e-3)
+    stn = model[0] if isinstance(model[0], wk.nn.SpatialTransformer) else None
+    stn_params = list(stn.parameters()) if stn is not None else []
+    other = [p for p in model.parameters() if all(p is not q for q in stn_params)]
+    # The spatial transformer learns 10x slower, as is usual for STNs: a big early step can warp the digit away.
+    optimizer = torch.optim.Adam([{"params": other}, {"params": stn_params}], lr=1e-3)
     steps = epochs * math.ceil(len(x_train) / 64)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[3e-3, 3e-4], total_steps=steps)
     bar = tqdm(total=steps, desc=label, leave=False, disable=not progress, dynamic_ncols=True)
