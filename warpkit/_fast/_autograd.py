@@ -5,6 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
+
 from .._coords import apply_matrix, pixel_grid
 from .._modes import Interpolation, Padding
 from .._sampler import reference_sample

@@ -173,6 +173,8 @@ def train_and_test(model, train, test, epochs: int, seed: int, progress: bool, l
             loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
             optimizer.zero_grad()
             loss.backward()
+            # A projective STN can put its horizon inside the image; clipping keeps one bad batch from blowing up.
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
             schedule.step()
             bar.update()
@@ -206,6 +208,7 @@ def run_stn_demo(
     from tqdm.auto import tqdm
 
     begin = time.perf_counter()
+    torch.set_flush_denormal(True)  # denormals from a diverging run would slow every later run
     if quick:
         seeds, epochs, train_copies = 1, 1, 1
     images, labels = load_digits(data, limit=150 if quick else None)
