@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._base import Transform
-from ._checks import check_floating, check_output_size, check_size
+from ._checks import broadcast_batch, check_floating, check_output_size, check_size
 from ._errors import ShapeError, WarpkitError
 from ._fast import warp_matrix as _fast_warp_matrix
 from ._modes import Interpolation, Padding
@@ -42,8 +42,8 @@ def warp(
     if not isinstance(transform, Transform):
         raise WarpkitError(f"transform: expected a warpkit Transform, got {type(transform).__name__}")
     size = tuple(image.shape[-2:]) if size is None else check_size(size)
-    batch = image.shape[0] if image.ndim == 4 else 1
-    check_output_size(max(batch, transform.batch_size), image.shape[-3], size)
+    batch = broadcast_batch(image.shape[0] if image.ndim == 4 else 1, transform.batch_size, "image and transform")
+    check_output_size(batch, image.shape[-3], size)
     if transform.has_matrix:  # fused kernel: coordinates computed from the matrix, no grid materialised
         batched = image if image.ndim == 4 else image.unsqueeze(0)
         out = _fast_warp_matrix(batched, transform, size, interpolation, padding, fill)

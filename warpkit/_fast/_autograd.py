@@ -56,30 +56,30 @@ class _Sample(torch.autograd.Function):
         image, coords, fill = image.detach(), coords.detach().contiguous(), fill.detach().contiguous()
         in_batch, channels, height, width = image.shape
         batch = grad_out.shape[0]
+        want_image, want_coords = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        # tasks own (image, channel block) planes: enough blocks to give every thread work
+        blocks = min(channels, max(1, -(-2 * numba.get_num_threads() // in_batch)))
         gout, gstr = _flat(grad_out)
+        img, istr = _flat(image)
         grid, mat = _coord_arrays(coords, use_matrix)
-        grad_image = grad_coords = None
-        if ctx.needs_input_grad[0]:
-            grad_image = image.new_zeros(in_batch, channels, height * width)
-            # enough tasks for every thread even when the image batch is small
-            threads = numba.get_num_threads()
-            blocks = min(channels, max(1, -(-2 * threads // in_batch)))
-            _kernels.backward_image(gout, gstr, grad_image.numpy(), in_batch, channels, height, width, grid, mat,
-                                    use_matrix, batch, size[0], size[1], mode, pad, blocks)
-            grad_image = grad_image.reshape(in_batch, channels, height, width)
-        if ctx.needs_input_grad[1]:
-            img, istr = _flat(image)
-            grad_grid = image.new_zeros((batch, size[0], size[1], 2) if not use_matrix else (1, 1, 1, 2))
-            grad_mat = torch.zeros((batch, size[0], 9) if use_matrix else (1, 1, 9), dtype=torch.float64)
-            _kernels.backward_coords(gout, gstr, img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
-                                     batch, size[0], size[1], mode, pad, fill.numpy(), grad_grid.numpy(),
-                                     grad_mat.numpy(), _chunk(batch * size[0]))
-            if use_matrix:
-                grad_coords = grad_mat.sum(1).reshape(batch, 3, 3).to(coords.dtype)
-            else:
-                grad_coords = grad_grid
+        grad_image = image.new_zeros(in_batch, channels, height, width) if want_image else image.new_zeros(1)
+        slots = blocks if want_coords else 1
+        grad_grid = image.new_empty((slots, batch, size[0], size[1], 2) if want_coords and not use_matrix else
+                                    (1, 1, 1, 1, 2))
+        grad_mat = torch.empty((slots, batch, 9) if want_coords and use_matrix else (1, 1, 9), dtype=torch.float64)
+        _kernels.backward(gout, gstr, img, istr, grad_image.reshape(-1).numpy(), in_batch, channels, height, width,
+                          grid, mat, use_matrix, batch, size[0], size[1], mode, pad, fill.numpy(), blocks,
+                          want_image, want_coords, grad_grid.numpy(), grad_mat.numpy())
+        grad_coords = None
+        if want_coords:
+            parts = grad_mat.reshape(slots, batch, 3, 3) if use_matrix else grad_grid
+            grad_coords = parts[0]
+            for k in range(1, slots):  # a fixed order: bitwise reproducible
+                grad_coords = grad_coords + parts[k]
+            grad_coords = grad_coords.to(coords.dtype)
             if coords.shape[0] == 1 and batch > 1:
                 grad_coords = grad_coords.sum(0, keepdim=True)
+        grad_image = grad_image if want_image else None
         return grad_image, grad_coords, None, None, None, None, None
 
 
@@ -102,8 +102,7 @@ def _matrix_grid(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _chunk(rows: int) -> int:
-    """Output rows per parallel task: a few tasks per thread balance the load, few enough to amortise
-    each task's scratch buffers."""
+    """Output rows per parallel task: a few tasks per thread balance the load."""
     return max(1, rows // (4 * numba.get_num_threads()))
 
 

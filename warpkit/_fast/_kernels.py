@@ -5,12 +5,16 @@ Every kernel reads source coordinates either from a ``(Bg, H_out, W_out, 2)`` gr
 matrix never materialises a grid. Images and outputs are flat arrays addressed through element strides
 ``(batch, channel, row, column)``: one compiled kernel serves NCHW and channels-last.
 
-Semantics equal :func:`warpkit._sampler.reference_sample`: non-finite coordinates read ``fill``,
-coordinates are clamped to ``+-2**24`` before taps are formed, every tap is mapped into the image on its
-own like ``cv2.borderInterpolate``, so no index can leave the image whatever the coordinates are.
+Each output pixel computes its point and weights once and loops over the channels. Points whose taps all
+fall inside the image (almost all of them) read the taps directly; the others, and non-finite points,
+take a slow path that maps every tap on its own like ``cv2.borderInterpolate``, exactly as
+:func:`warpkit._sampler.reference_sample` does. Points are computed in float64 and rounded to the image
+dtype (as the reference holds them), clamped to ``+-2**24``, and no index can leave the image whatever
+the coordinates are.
 
-Determinism: the forward and the coordinate gradient write each output element from one thread; the
-image gradient is split over (image batch, channel block) so that no two threads add into the same plane.
+Determinism: the forward writes each output element from one thread. The backward gives each task whole
+(image, channel block) planes of the image gradient and its own slot of the point / matrix gradient
+partials, summed afterwards in a fixed order: no atomics, bitwise reproducible.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["forward", "backward_image", "backward_coords", "MODES", "PADDINGS"]
+__all__ = ["forward", "backward", "MODES", "PADDINGS"]
 
 MODES = {"nearest": 0, "bilinear": 1, "bicubic": 2}
 PADDINGS = {"zeros": 0, "constant": 1, "replicate": 2, "reflect": 3, "reflect101": 4, "wrap": 5}
@@ -29,306 +33,375 @@ _ZEROS, _CONSTANT, _REPLICATE, _REFLECT, _WRAP = 0, 1, 2, 3, 5
 _LIMIT = float(2**24)
 _A = -0.75
 # error_model="numpy": a division by zero gives inf/nan (then fill) instead of raising.
+# fastmath stays off: exact floor/rint and IEEE comparisons decide which taps are read.
 _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
-@njit(**_OPTIONS)
-def _buffers(width, dtype):
-    """Per-row scratch: source points ``(2, W_out)`` in the image dtype, tap indices, weights and
-    d(weight)/d(coordinate) ``(2, 4, W_out)`` (axis 0 = x, 1 = y), coverage ``(W_out,)``."""
-    points = np.empty((2, width), dtype)
-    idx = np.empty((2, 4, width), np.int64)
-    w = np.empty((2, 4, width))
-    dw = np.empty((2, 4, width))
-    cover = np.empty(width)
-    return points, idx, w, dw, cover
 
 
 @njit(**_OPTIONS)
-def _row_taps(b, i, grid, mat, use_matrix, mode, pad, src_h, src_w, points, idx, w, dw, cover):
-    """Fill the tap buffers (see :func:`_buffers`) of output row ``i`` of batch ``b``.
+def _border(k, n, pad):
+    """Tap index ``k`` mapped into ``[0, n)`` like ``cv2.borderInterpolate``; -1 outside with zeros/constant."""
+    if k >= 0 and k < n:
+        return k
+    if pad == _ZEROS or pad == _CONSTANT:
+        return -1
+    if pad == _REPLICATE:
+        return 0 if k < 0 else n - 1
+    if pad == _WRAP:
+        return k % n  # numba follows Python: the result is in [0, n)
+    if pad == _REFLECT:
+        m = k % (2 * n)
+        return m if m < n else 2 * n - 1 - m
+    if n == 1:
+        return 0
+    m = k % (2 * n - 2)
+    return m if m < n else 2 * n - 2 - m
 
-    Indices come out mapped into the image; weights are 0 for taps outside (zeros/constant) and for
-    non-finite points; ``cover`` is the sum of the weights, the share of the output not read from fill.
-    Branches on mode and padding sit outside the loops over columns, so each loop is short and tight;
-    everything is in this one function because numba does not inline calls between jitted functions.
-    """
-    width = points.shape[1]
-    taps = 1 if mode == _NEAREST else (2 if mode == _BILINEAR else 4)
-    if use_matrix:
-        m = b if mat.shape[0] > 1 else 0
-        for j in range(width):
-            den = mat[m, 2, 0] * j + mat[m, 2, 1] * i + mat[m, 2, 2]
-            points[0, j] = (mat[m, 0, 0] * j + mat[m, 0, 1] * i + mat[m, 0, 2]) / den
-            points[1, j] = (mat[m, 1, 0] * j + mat[m, 1, 1] * i + mat[m, 1, 2]) / den
+
+@njit(**_OPTIONS)
+def _cubic(t):
+    """Cubic convolution weights (A = -0.75) of taps ``floor - 1 .. floor + 2`` at fraction ``t``."""
+    a = _A
+    s, u = t + 1.0, 1.0 - t
+    w0 = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a
+    w1 = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
+    w2 = ((a + 2.0) * u - (a + 3.0)) * u * u + 1.0
+    return w0, w1, w2, 1.0 - w0 - w1 - w2
+
+
+@njit(**_OPTIONS)
+def _cubic_derivative(t):
+    """d(weight)/dt of :func:`_cubic`."""
+    a = _A
+    s, u = t + 1.0, 1.0 - t
+    d0 = (3.0 * a * s - 10.0 * a) * s + 8.0 * a
+    d1 = (3.0 * (a + 2.0) * t - 2.0 * (a + 3.0)) * t
+    d2 = -(3.0 * (a + 2.0) * u - 2.0 * (a + 3.0)) * u
+    return d0, d1, d2, -(d0 + d1 + d2)
+
+
+@njit(**_OPTIONS)
+def _axis_taps(coord, n, mode, pad, idx, w, dw):
+    """Slow path, one axis of a finite point: taps mapped into the image (``idx``, -1 = outside, weight 0),
+    weights ``w`` and d(weight)/d(coord) ``dw`` (0 where the clamp to +-2**24 cut). Returns the tap count."""
+    mask = 1.0 if abs(coord) <= _LIMIT else 0.0  # torch.clamp passes gradient inside the bounds only
+    c = min(max(coord, -_LIMIT), _LIMIT)
+    if mode == _NEAREST:
+        # exact .5 ties round half to even, as the reference (torch.round), OpenCV and grid_sample do
+        idx[0] = _border(np.int64(np.rint(c)), n, pad)
+        w[0], dw[0] = 1.0, 0.0
+        taps = 1
+    elif mode == _BILINEAR:
+        base = np.floor(c)
+        t = c - base  # exact: both share a binade below 2**24
+        k = np.int64(base)
+        idx[0], idx[1] = _border(k, n, pad), _border(k + 1, n, pad)
+        w[0], w[1] = 1.0 - t, t
+        dw[0], dw[1] = -mask, mask
+        taps = 2
     else:
-        g = b if grid.shape[0] > 1 else 0
-        for j in range(width):
-            points[0, j] = grid[g, i, j, 0]
-            points[1, j] = grid[g, i, j, 1]
-    for j in range(width):
-        cover[j] = 1.0
-        if not (math.isfinite(points[0, j]) and math.isfinite(points[1, j])):
-            cover[j] = 0.0  # marks the point; reads fill
-            points[0, j] = 0.0
-            points[1, j] = 0.0
-    for axis in range(2):
-        n = src_w if axis == 0 else src_h
-        for j in range(width):
-            raw = points[axis, j]
-            # the clamp passes gradient only inside [-LIMIT, LIMIT], as torch.clamp does
-            dw[axis, 0, j] = cover[j] if abs(raw) <= _LIMIT else 0.0
-            points[axis, j] = min(max(raw, -_LIMIT), _LIMIT)
-        # weights and d(weight)/d(coord); dw[axis, 0] holds the gradient mask until overwritten
-        if mode == _NEAREST:
-            for j in range(width):
-                # exact .5 ties round half to even, as the reference (torch.round), OpenCV and grid_sample do
-                idx[axis, 0, j] = np.int64(np.rint(points[axis, j]))
-                w[axis, 0, j] = 1.0
-                dw[axis, 0, j] = 0.0
-        elif mode == _BILINEAR:
-            for j in range(width):
-                base = np.floor(points[axis, j])
-                t = float(points[axis, j] - base)  # exact: both share a binade below 2**24
-                mask = dw[axis, 0, j]
-                idx[axis, 0, j] = np.int64(base)
-                idx[axis, 1, j] = np.int64(base) + 1
-                w[axis, 0, j] = 1.0 - t
-                w[axis, 1, j] = t
-                dw[axis, 0, j] = -mask
-                dw[axis, 1, j] = mask
-        else:
-            a = _A
-            for j in range(width):
-                base = np.floor(points[axis, j])
-                t = float(points[axis, j] - base)
-                mask = dw[axis, 0, j]
-                s, u = t + 1.0, 1.0 - t
-                w0 = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a
-                w1 = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
-                w2 = ((a + 2.0) * u - (a + 3.0)) * u * u + 1.0
-                d0 = (3.0 * a * s - 10.0 * a) * s + 8.0 * a
-                d1 = (3.0 * (a + 2.0) * t - 2.0 * (a + 3.0)) * t
-                d2 = -(3.0 * (a + 2.0) * u - 2.0 * (a + 3.0)) * u
-                start = np.int64(base) - 1
-                for p in range(4):
-                    idx[axis, p, j] = start + p
-                w[axis, 0, j], w[axis, 1, j], w[axis, 2, j], w[axis, 3, j] = w0, w1, w2, 1.0 - w0 - w1 - w2
-                dw[axis, 0, j], dw[axis, 1, j] = d0 * mask, d1 * mask
-                dw[axis, 2, j], dw[axis, 3, j] = d2 * mask, -(d0 + d1 + d2) * mask
-        # map every tap into [0, n) like cv2.borderInterpolate; zero the weight of taps outside
-        for p in range(taps):
-            if pad == _ZEROS or pad == _CONSTANT:
-                for j in range(width):
-                    k = idx[axis, p, j]
-                    if k < 0 or k >= n:
-                        idx[axis, p, j] = 0
-                        w[axis, p, j] = 0.0
-                        dw[axis, p, j] = 0.0
-            elif pad == _REPLICATE:
-                for j in range(width):
-                    idx[axis, p, j] = min(max(idx[axis, p, j], 0), n - 1)
-            elif pad == _WRAP:
-                for j in range(width):
-                    idx[axis, p, j] = idx[axis, p, j] % n  # numba follows Python: the result is in [0, n)
-            elif pad == _REFLECT:
-                for j in range(width):
-                    k = idx[axis, p, j] % (2 * n)
-                    idx[axis, p, j] = k if k < n else 2 * n - 1 - k
-            elif n == 1:
-                for j in range(width):
-                    idx[axis, p, j] = 0
-            else:
-                for j in range(width):
-                    k = idx[axis, p, j] % (2 * n - 2)
-                    idx[axis, p, j] = k if k < n else 2 * n - 2 - k
-    for j in range(width):
-        if cover[j] == 0.0:  # non-finite point: no tap counts
-            for p in range(taps):
-                w[0, p, j] = 0.0
-                w[1, p, j] = 0.0
-        sx, sy = 0.0, 0.0
-        for p in range(taps):
-            sx += w[0, p, j]
-            sy += w[1, p, j]
-        cover[j] = sx * sy
+        base = np.floor(c)
+        t = c - base
+        k = np.int64(base) - 1
+        w[0], w[1], w[2], w[3] = _cubic(t)
+        d0, d1, d2, d3 = _cubic_derivative(t)
+        dw[0], dw[1], dw[2], dw[3] = d0 * mask, d1 * mask, d2 * mask, d3 * mask
+        for p in range(4):
+            idx[p] = _border(k + p, n, pad)
+        taps = 4
+    for p in range(taps):
+        if idx[p] < 0:
+            w[p] = 0.0
+            dw[p] = 0.0
+    return taps
 
 
 @njit(**_OPTIONS)
-def _combine(idx, w, dw, taps, row_stride, col_stride, offset, weight, weight_dx, weight_dy, derivatives):
-    """Per tap pair ``k = ty * taps + tx``: element offset ``offset[k, j]``, weight ``wy * wx`` and, with
-    ``derivatives``, ``d(weight)/dx = wy * dwx`` and ``d(weight)/dy = dwy * wx``; shared by all channels."""
-    width = idx.shape[2]
-    k = 0
-    for ty in range(taps):
-        for tx in range(taps):
-            for j in range(width):
-                offset[k, j] = idx[1, ty, j] * row_stride + idx[0, tx, j] * col_stride
-                weight[k, j] = w[1, ty, j] * w[0, tx, j]
-            if derivatives:
-                for j in range(width):
-                    weight_dx[k, j] = w[1, ty, j] * dw[0, tx, j]
-                    weight_dy[k, j] = dw[1, ty, j] * w[0, tx, j]
-            k += 1
+def _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc, tap_i, tap_w):
+    """One output pixel (all channels) whose taps may leave the image or whose point is not finite."""
+    far = x < -3.0 or x > width + 2.0 or y < -3.0 or y > height + 2.0  # every tap outside
+    if not (math.isfinite(x) and math.isfinite(y)) or (far and (pad == _ZEROS or pad == _CONSTANT)):
+        for c in range(channels):
+            out[o + c * oc] = fill[c]
+        return
+    nx = _axis_taps(x, width, mode, pad, tap_i[0], tap_w[0], tap_w[2])
+    ny = _axis_taps(y, height, mode, pad, tap_i[1], tap_w[1], tap_w[3])
+    sum_x, sum_y = 0.0, 0.0
+    for p in range(nx):
+        sum_x += tap_w[0, p]
+    for p in range(ny):
+        sum_y += tap_w[1, p]
+    rest = 1.0 - sum_x * sum_y  # the share of fill: taps outside with zeros/constant
+    for c in range(channels):
+        cb = base + c * sc
+        acc = 0.0
+        for ty in range(ny):
+            if tap_i[1, ty] < 0:
+                continue
+            rb = cb + tap_i[1, ty] * sh
+            row = 0.0
+            for tx in range(nx):
+                if tap_i[0, tx] >= 0:
+                    row += tap_w[0, tx] * img[rb + tap_i[0, tx] * sw]
+            acc += tap_w[1, ty] * row
+        out[o + c * oc] = acc + fill[c] * rest
 
 
 @njit(**_OPTIONS)
-def _pixel_major(channels, height, width, channel_stride, itemsize):
-    """Loop channels innermost? Yes for channels-last, and for NCHW while one image stays in cache (the tap
-    tables are then read once per pixel, not once per channel: 1.3x at 8x64x56x56, but 0.6x at
-    16x32x128x128 where the planes no longer fit)."""
-    return channel_stride == 1 or (channels >= 4 and channels * height * width * itemsize <= 1 << 20)
+def _slow_backward(gout, g0, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, height, width, x, y, mode, pad, fill,
+                   want_image, want_coords, tap_i, tap_w):
+    """Slow-path twin of the backward for one pixel: adds into ``grad`` and returns ``(d/dx, d/dy)``."""
+    far = x < -3.0 or x > width + 2.0 or y < -3.0 or y > height + 2.0  # every tap outside
+    if not (math.isfinite(x) and math.isfinite(y)) or (far and (pad == _ZEROS or pad == _CONSTANT)):
+        return 0.0, 0.0  # fill is read: no gradient to the image or the point
+    nx = _axis_taps(x, width, mode, pad, tap_i[0], tap_w[0], tap_w[2])
+    ny = _axis_taps(y, height, mode, pad, tap_i[1], tap_w[1], tap_w[3])
+    gx, gy = 0.0, 0.0
+    plane = height * width
+    for c in range(c0, c1):
+        g = gout[g0 + c * gc]
+        if want_image:
+            pb = gbase + c * plane
+            for ty in range(ny):
+                if tap_i[1, ty] < 0:
+                    continue
+                rb = pb + tap_i[1, ty] * width
+                gw = g * tap_w[1, ty]
+                for tx in range(nx):
+                    if tap_i[0, tx] >= 0:
+                        grad[rb + tap_i[0, tx]] += gw * tap_w[0, tx]
+        if want_coords and mode != _NEAREST:
+            # out = fill + sum(w * (v - fill)) over the taps inside the image
+            cb = base + c * sc
+            f = fill[c]
+            sx, sy = 0.0, 0.0
+            for ty in range(ny):
+                if tap_i[1, ty] < 0:
+                    continue
+                rb = cb + tap_i[1, ty] * sh
+                for tx in range(nx):
+                    if tap_i[0, tx] >= 0:
+                        v = img[rb + tap_i[0, tx] * sw] - f
+                        sx += tap_w[1, ty] * tap_w[2, tx] * v
+                        sy += tap_w[3, ty] * tap_w[0, tx] * v
+            gx += g * sx
+            gy += g * sy
+    return gx, gy
 
 
 @njit(parallel=True, **_OPTIONS)
 def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w, mode, pad,
             fill, out, ostr, chunk):
     """``out[b, c, i, j]`` for every output pixel; parallel over chunks of ``chunk`` output rows."""
-    taps = 1 if mode == _NEAREST else (2 if mode == _BILINEAR else 4)
+    sb, sc, sh, sw = istr
+    ob, oc, oh, ow = ostr
     rows = batch * out_h
-    for first in prange((rows + chunk - 1) // chunk):
-        # scratch allocated once per chunk, not per row: allocation cost rivalled the sampling itself
-        points, idx, w, dw, cover = _buffers(out_w, img.dtype)
-        offset = np.empty((taps * taps, out_w), np.int64)
-        weight = np.empty((taps * taps, out_w), img.dtype)
-        rest = np.empty(out_w, img.dtype)
-        for r in range(first * chunk, min(rows, (first + 1) * chunk)):
-            b, i = r // out_h, r % out_h
-            _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
-            _combine(idx, w, dw, taps, istr[2], istr[3], offset, weight, weight, weight, False)
+    # interior tests in float: NaN fails them, and no huge value is converted to an integer first
+    x_hi, y_hi = width - 1.0, height - 1.0
+    for task in prange((rows + chunk - 1) // chunk):
+        point = np.empty(2, img.dtype)  # rounds a computed point to the image dtype, as the reference holds it
+        tap_i = np.empty((2, 4), np.int64)
+        tap_w = np.empty((4, 4))
+        for r in range(task * chunk, min(rows, (task + 1) * chunk)):
+            b = r // out_h
+            i = r - b * out_h
+            base = (b if in_batch > 1 else 0) * sb
+            orow = b * ob + i * oh
+            m = b if mat.shape[0] > 1 else 0
+            g = b if grid.shape[0] > 1 else 0
+            # the row's constant part of x = (m00 j + m01 i + m02) / (m20 j + m21 i + m22), and of y
+            a00, a10, a20 = float(mat[m, 0, 0]), float(mat[m, 1, 0]), float(mat[m, 2, 0])
+            cx = float(mat[m, 0, 1]) * i + float(mat[m, 0, 2])
+            cy = float(mat[m, 1, 1]) * i + float(mat[m, 1, 2])
+            cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
+            affine = use_matrix and a20 == 0.0 and cw == 1.0
             for j in range(out_w):
-                rest[j] = 1.0 - cover[j]
-            base = (b if in_batch > 1 else 0) * istr[0]
-            obase = b * ostr[0] + i * ostr[2]
-            if _pixel_major(channels, height, width, istr[1], img.itemsize):
-                for j in range(out_w):
+                if affine:  # no division: the common case, and exact
+                    point[0] = a00 * j + cx
+                    point[1] = a10 * j + cy
+                elif use_matrix:
+                    den = a20 * j + cw
+                    point[0] = (a00 * j + cx) / den
+                    point[1] = (a10 * j + cy) / den
+                else:
+                    point[0] = grid[g, i, j, 0]
+                    point[1] = grid[g, i, j, 1]
+                x, y = float(point[0]), float(point[1])
+                o = orow + j * ow
+                if mode == _BILINEAR:
+                    if x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi:
+                        x0, y0 = int(x), int(y)  # floor: both are >= 0
+                        tx, ty = x - x0, y - y0
+                        ux, uy = 1.0 - tx, 1.0 - ty
+                        w00, w01, w10, w11 = uy * ux, uy * tx, ty * ux, ty * tx
+                        p = base + y0 * sh + x0 * sw
+                        for c in range(channels):
+                            q = p + c * sc
+                            out[o + c * oc] = (w00 * img[q] + w01 * img[q + sw]) + (w10 * img[q + sh]
+                                                                                   + w11 * img[q + sh + sw])
+                        continue
+                elif mode == _NEAREST:
+                    if x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5:
+                        p = base + int(np.rint(y)) * sh + int(np.rint(x)) * sw
+                        for c in range(channels):
+                            out[o + c * oc] = img[p + c * sc]
+                        continue
+                elif x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0:
+                    x0, y0 = int(x), int(y)
+                    wx0, wx1, wx2, wx3 = _cubic(x - x0)
+                    wy0, wy1, wy2, wy3 = _cubic(y - y0)
+                    p = base + (y0 - 1) * sh + (x0 - 1) * sw
                     for c in range(channels):
-                        acc = fill[c] * rest[j]
-                        for k in range(taps * taps):
-                            acc += weight[k, j] * img[base + c * istr[1] + offset[k, j]]
-                        out[obase + j * ostr[3] + c * ostr[1]] = acc
-            elif taps == 2:  # the common case, written out on 1-D views (tighter loops)
-                w0, w1, w2, w3 = weight[0], weight[1], weight[2], weight[3]
-                o0, o1, o2, o3 = offset[0], offset[1], offset[2], offset[3]
-                for c in range(channels):
-                    cbase = base + c * istr[1]
-                    cout = obase + c * ostr[1]
-                    f = fill[c]
-                    for j in range(out_w):
-                        out[cout + j * ostr[3]] = (
-                            w0[j] * img[cbase + o0[j]]
-                            + w1[j] * img[cbase + o1[j]]
-                            + w2[j] * img[cbase + o2[j]]
-                            + w3[j] * img[cbase + o3[j]]
-                            + f * rest[j]
-                        )
-            else:
-                for c in range(channels):
-                    cbase = base + c * istr[1]
-                    cout = obase + c * ostr[1]
-                    f = fill[c]
-                    for j in range(out_w):
-                        acc = f * rest[j]
-                        for k in range(taps * taps):
-                            acc += weight[k, j] * img[cbase + offset[k, j]]
-                        out[cout + j * ostr[3]] = acc
+                        q = p + c * sc
+                        acc = 0.0
+                        for ty in range(4):
+                            wy = wy0 if ty == 0 else (wy1 if ty == 1 else (wy2 if ty == 2 else wy3))
+                            rq = q + ty * sh
+                            acc += wy * (wx0 * img[rq] + wx1 * img[rq + sw] + wx2 * img[rq + 2 * sw]
+                                         + wx3 * img[rq + 3 * sw])
+                        out[o + c * oc] = acc
+                    continue
+                _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc,
+                              tap_i, tap_w)
 
 
 @njit(parallel=True, **_OPTIONS)
-def backward_image(gout, gstr, grad, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w,
-                   mode, pad, blocks):
-    """Add ``d out / d image`` into ``grad`` ``(in_batch, C, H*W)``.
+def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h,
+             out_w, mode, pad, fill, blocks, want_image, want_coords, grad_grid, grad_mat):
+    """Gradients of ``sum(gout * out)``.
 
-    One task per (image batch, channel block): each task owns its planes, so the sums need no atomics and
-    run in a fixed order (bitwise reproducible).
+    ``grad`` ``(in_batch * C * H * W,)`` receives d/d image (contiguous NCHW). With ``want_coords``, task
+    slot ``k`` of ``grad_grid`` ``(blocks, B, H_out, W_out, 2)`` receives the channel block's d/d point, or
+    with ``use_matrix`` ``grad_mat`` ``(blocks, B, 9)`` its d/d matrix; the caller sums the slots in order.
+    One task per (image batch, channel block): each owns its image-gradient planes and its slots.
     """
-    taps = 1 if mode == _NEAREST else (2 if mode == _BILINEAR else 4)
+    sb, sc, sh, sw = istr
+    gb, gc, gh, gw = gstr
+    x_hi, y_hi = width - 1.0, height - 1.0
     per_block = (channels + blocks - 1) // blocks
+    plane = height * width
     for task in prange(in_batch * blocks):
-        bi, block = task // blocks, task % blocks
+        bi = task // blocks
+        block = task - bi * blocks
         c0, c1 = block * per_block, min(channels, (block + 1) * per_block)
-        points, idx, w, dw, cover = _buffers(out_w, grad.dtype)
-        offset = np.empty((taps * taps, out_w), np.int64)
-        weight = np.empty((taps * taps, out_w), grad.dtype)
+        point = np.empty(2, img.dtype)
+        tap_i = np.empty((2, 4), np.int64)
+        tap_w = np.empty((4, 4))
+        gbase = bi * channels * plane
         for b in range(batch):
             if in_batch > 1 and b != bi:
                 continue
-            for i in range(out_h):
-                _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
-                _combine(idx, w, dw, taps, width, 1, offset, weight, weight, weight, False)
-                for c in range(c0, c1):
-                    plane = grad[bi, c]
-                    gbase = b * gstr[0] + c * gstr[1] + i * gstr[2]
-                    for j in range(out_w):
-                        g = gout[gbase + j * gstr[3]]
-                        for k in range(taps * taps):
-                            plane[offset[k, j]] += g * weight[k, j]
-
-
-@njit(parallel=True, **_OPTIONS)
-def backward_coords(gout, gstr, img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h,
-                    out_w, mode, pad, fill, grad_grid, grad_mat, chunk):
-    """``d loss / d grid`` into ``grad_grid`` ``(B, H_out, W_out, 2)``, or with ``use_matrix`` the
-    per-row partial ``d loss / d matrix`` into ``grad_mat`` ``(B, H_out, 9)``; parallel over output rows."""
-    taps = 1 if mode == _NEAREST else (2 if mode == _BILINEAR else 4)
-    rows = batch * out_h
-    for first in prange((rows + chunk - 1) // chunk):
-        points, idx, w, dw, cover = _buffers(out_w, img.dtype)
-        offset = np.empty((taps * taps, out_w), np.int64)
-        weight_dx, weight_dy = np.empty((taps * taps, out_w)), np.empty((taps * taps, out_w))
-        gx, gy, acc = np.empty(out_w), np.empty(out_w), np.empty(9)
-        for r in range(first * chunk, min(rows, (first + 1) * chunk)):
-            b, i = r // out_h, r % out_h
-            _row_taps(b, i, grid, mat, use_matrix, mode, pad, height, width, points, idx, w, dw, cover)
-            gx[:] = 0.0
-            gy[:] = 0.0
-            if mode != _NEAREST:  # nearest has no gradient with respect to the points
-                _combine(idx, w, dw, taps, istr[2], istr[3], offset, weight_dx, weight_dx, weight_dy, True)
-                base = (b if in_batch > 1 else 0) * istr[0]
-                gbase = b * gstr[0] + i * gstr[2]
-                # out = fill + sum(w * (v - fill)) over the taps inside the image
-                if _pixel_major(channels, height, width, istr[1], img.itemsize):
-                    for j in range(out_w):
-                        sx, sy = 0.0, 0.0
-                        for c in range(channels):
-                            g = gout[gbase + c * gstr[1] + j * gstr[3]]
-                            cbase = base + c * istr[1]
-                            for k in range(taps * taps):
-                                v = g * (img[cbase + offset[k, j]] - fill[c])
-                                sx += weight_dx[k, j] * v
-                                sy += weight_dy[k, j] * v
-                        gx[j] = sx
-                        gy[j] = sy
-                else:
-                    for c in range(channels):
-                        cbase = base + c * istr[1]
-                        f = fill[c]
-                        for j in range(out_w):
-                            g = gout[gbase + c * gstr[1] + j * gstr[3]]
-                            sx, sy = 0.0, 0.0
-                            for k in range(taps * taps):
-                                v = img[cbase + offset[k, j]] - f
-                                sx += weight_dx[k, j] * v
-                                sy += weight_dy[k, j] * v
-                            gx[j] += g * sx
-                            gy[j] += g * sy
-            if not use_matrix:
-                for j in range(out_w):
-                    grad_grid[b, i, j, 0] = gx[j]
-                    grad_grid[b, i, j, 1] = gy[j]
-                continue
+            base = bi * sb
             m = b if mat.shape[0] > 1 else 0
-            acc[:] = 0.0
-            for j in range(out_w):
-                if gx[j] == 0.0 and gy[j] == 0.0:
-                    continue  # also keeps 0 * inf (a point at infinity) out of the sums
-                den = float(mat[m, 2, 0]) * j + float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
-                # d(point)/d(matrix) for x = (m0 . p) / (m2 . p), y = (m1 . p) / (m2 . p), p = (j, i, 1)
-                x_term = gx[j] / den
-                y_term = gy[j] / den
-                w_term = -(gx[j] * points[0, j] + gy[j] * points[1, j]) / den
-                for k in range(3):
-                    pk = float(j) if k == 0 else (float(i) if k == 1 else 1.0)
-                    acc[k] += x_term * pk
-                    acc[3 + k] += y_term * pk
-                    acc[6 + k] += w_term * pk
-            for k in range(9):
-                grad_mat[b, i, k] = acc[k]
+            g = b if grid.shape[0] > 1 else 0
+            a00, a10, a20 = float(mat[m, 0, 0]), float(mat[m, 1, 0]), float(mat[m, 2, 0])
+            acc = np.zeros(9)
+            for i in range(out_h):
+                cx = float(mat[m, 0, 1]) * i + float(mat[m, 0, 2])
+                cy = float(mat[m, 1, 1]) * i + float(mat[m, 1, 2])
+                cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
+                affine = use_matrix and a20 == 0.0 and cw == 1.0
+                # per-row sums of d/d matrix: x_term * (j, 1), y_term * (j, 1), w_term * (j, 1)
+                sxj, sx1, syj, sy1, swj, sw1 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+                for j in range(out_w):
+                    den = 1.0
+                    if affine:
+                        point[0] = a00 * j + cx
+                        point[1] = a10 * j + cy
+                    elif use_matrix:
+                        den = a20 * j + cw
+                        point[0] = (a00 * j + cx) / den
+                        point[1] = (a10 * j + cy) / den
+                    else:
+                        point[0] = grid[g, i, j, 0]
+                        point[1] = grid[g, i, j, 1]
+                    x, y = float(point[0]), float(point[1])
+                    go = b * gb + i * gh + j * gw
+                    dx, dy = 0.0, 0.0
+                    fast = False
+                    if mode == _BILINEAR:
+                        if x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi:
+                            fast = True
+                            x0, y0 = int(x), int(y)
+                            tx, ty = x - x0, y - y0
+                            ux, uy = 1.0 - tx, 1.0 - ty
+                            w00, w01, w10, w11 = uy * ux, uy * tx, ty * ux, ty * tx
+                            q = gbase + y0 * width + x0
+                            p = base + y0 * sh + x0 * sw
+                            for c in range(c0, c1):
+                                gv = gout[go + c * gc]
+                                if want_image:
+                                    qc = q + c * plane
+                                    grad[qc] += gv * w00
+                                    grad[qc + 1] += gv * w01
+                                    grad[qc + width] += gv * w10
+                                    grad[qc + width + 1] += gv * w11
+                                if want_coords:
+                                    pc = p + c * sc
+                                    v00, v01 = img[pc], img[pc + sw]
+                                    v10, v11 = img[pc + sh], img[pc + sh + sw]
+                                    dx += gv * (uy * (v01 - v00) + ty * (v11 - v10))
+                                    dy += gv * (ux * (v10 - v00) + tx * (v11 - v01))
+                    elif mode == _NEAREST:
+                        if x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5:
+                            fast = True
+                            if want_image:
+                                q = gbase + int(np.rint(y)) * width + int(np.rint(x))
+                                for c in range(c0, c1):
+                                    grad[q + c * plane] += gout[go + c * gc]
+                    elif x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0:
+                        fast = True
+                        x0, y0 = int(x), int(y)
+                        tx, ty = x - x0, y - y0
+                        wx0, wx1, wx2, wx3 = _cubic(tx)
+                        wy0, wy1, wy2, wy3 = _cubic(ty)
+                        dx0, dx1, dx2, dx3 = _cubic_derivative(tx)
+                        dy0, dy1, dy2, dy3 = _cubic_derivative(ty)
+                        q = gbase + (y0 - 1) * width + (x0 - 1)
+                        p = base + (y0 - 1) * sh + (x0 - 1) * sw
+                        for c in range(c0, c1):
+                            gv = gout[go + c * gc]
+                            for ty_ in range(4):
+                                wy = wy0 if ty_ == 0 else (wy1 if ty_ == 1 else (wy2 if ty_ == 2 else wy3))
+                                if want_image:
+                                    rq = q + c * plane + ty_ * width
+                                    gwy = gv * wy
+                                    grad[rq] += gwy * wx0
+                                    grad[rq + 1] += gwy * wx1
+                                    grad[rq + 2] += gwy * wx2
+                                    grad[rq + 3] += gwy * wx3
+                                if want_coords:
+                                    dwy = dy0 if ty_ == 0 else (dy1 if ty_ == 1 else (dy2 if ty_ == 2 else dy3))
+                                    rp = p + c * sc + ty_ * sh
+                                    v0, v1, v2, v3 = img[rp], img[rp + sw], img[rp + 2 * sw], img[rp + 3 * sw]
+                                    dx += gv * wy * (dx0 * v0 + dx1 * v1 + dx2 * v2 + dx3 * v3)
+                                    dy += gv * dwy * (wx0 * v0 + wx1 * v1 + wx2 * v2 + wx3 * v3)
+                    if not fast:
+                        dx, dy = _slow_backward(gout, go, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, height,
+                                                width, x, y, mode, pad, fill, want_image, want_coords, tap_i, tap_w)
+                    if not want_coords:
+                        continue
+                    if not use_matrix:
+                        grad_grid[block, b, i, j, 0] = dx
+                        grad_grid[block, b, i, j, 1] = dy
+                    elif dx != 0.0 or dy != 0.0:  # also keeps 0 * inf (a point at infinity) out of the sums
+                        # x = (m0 . p) / (m2 . p), y = (m1 . p) / (m2 . p) with p = (j, i, 1)
+                        xt, yt = dx / den, dy / den
+                        wt = -(dx * x + dy * y) / den
+                        sxj += xt * j
+                        sx1 += xt
+                        syj += yt * j
+                        sy1 += yt
+                        swj += wt * j
+                        sw1 += wt
+                acc[0] += sxj
+                acc[1] += sx1 * i
+                acc[2] += sx1
+                acc[3] += syj
+                acc[4] += sy1 * i
+                acc[5] += sy1
+                acc[6] += swj
+                acc[7] += sw1 * i
+                acc[8] += sw1
+            if use_matrix and want_coords:
+                for k in range(9):
+                    grad_mat[block, b, k] = acc[k]
