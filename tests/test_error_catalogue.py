@@ -55,7 +55,7 @@ CASES = [
     Case("image-grid-batch", lambda: wk.sample(IMAGE.expand(2, -1, -1, -1), GRID.expand(3, -1, -1, -1)),
          wk.ShapeError, "image and grid", "2 and 3"),
     Case("warp-batch", lambda: wk.warp(IMAGE.expand(2, -1, -1, -1), wk.Affine(EYE23.expand(3, 2, 3))),
-         wk.ShapeError, "image and grid", "2 and 3"),
+         wk.ShapeError, "image and transform", "2 and 3"),
     Case("device-mismatch", lambda: wk.sample(IMAGE, GRID.to("meta")), wk.DeviceError, "grid", "meta"),
     # modes and fill
     Case("interpolation-unknown", lambda: wk.sample(IMAGE, GRID, interpolation="lanczos"), wk.ModeError,
@@ -96,6 +96,9 @@ CASES = [
     Case("params-shape", lambda: wk.Projective.from_params(torch.zeros(2, 6), (8, 8)), wk.ShapeError, "params", "(2, 6)"),
     Case("params-shape-tps", lambda: wk.ThinPlateSpline.from_params(torch.zeros(1, 7), (8, 8)), wk.ShapeError, "params",
          "(1, 7)"),
+    Case("params-size-empty", lambda: wk.Affine.from_params(torch.zeros(1, 6), (0, 8)), wk.ShapeError, "src_size",
+         "(0, 8)"),
+    Case("identity-batch-size", lambda: wk.Projective.identity(-1), wk.ShapeError, "batch_size", "-1"),
     Case("params-size", lambda: wk.Affine.from_params(torch.zeros(1, 6), (8, -8)), wk.ShapeError, "src_size", "(8, -8)"),
     Case("points-shape", lambda: wk.Affine(EYE23).transform_points(torch.zeros(4, 3)), wk.ShapeError, "points", "(4, 3)"),
     Case("points-batch", lambda: wk.Affine(EYE23.expand(2, 2, 3)).transform_points(torch.zeros(3, 4, 2)), wk.ShapeError,

@@ -14,6 +14,7 @@ __all__ = [
     "as_float_tensor",
     "check_floating",
     "check_size",
+    "check_batch_size",
     "check_same_device",
     "batch_points",
     "broadcast_batch",
@@ -68,6 +69,13 @@ def check_size(size: object, argument: str = "size") -> tuple[int, int]:
         if len(values) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
             return int(values[0]), int(values[1])
     raise ShapeError(f"{argument}: expected (H, W) as two non-negative ints, got {size!r}")
+
+
+def check_batch_size(batch_size: object) -> int:
+    """Return ``batch_size`` if it is an int >= 0."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+        raise ShapeError(f"batch_size: expected an int >= 0, got {batch_size!r}")
+    return batch_size
 
 
 def batch_points(points: torch.Tensor, argument: str = "points") -> tuple[torch.Tensor, bool]:

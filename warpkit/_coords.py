@@ -28,7 +28,7 @@ def apply_matrix(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 def normalization_matrix(
-    size: tuple[int, int], align_corners: bool, dtype: torch.dtype = torch.float64, device=None
+    size: tuple[int, int], align_corners: bool, dtype: torch.dtype = torch.float64, device=None, argument: str = "size"
 ) -> torch.Tensor:
     """``(3, 3)`` matrix taking pixel coordinates of an image of ``size = (H, W)`` to torch's [-1, 1].
 
@@ -37,19 +37,19 @@ def normalization_matrix(
     height, width = size
     if align_corners:
         if height < 2 or width < 2:
-            raise ShapeError(f"size: align_corners=True needs H and W >= 2, got {size}")
+            raise ShapeError(f"{argument}: expected H and W >= 2 with align_corners=True, got {size}")
         sx, sy, ox, oy = 2 / (width - 1), 2 / (height - 1), -1.0, -1.0
     else:
         if height < 1 or width < 1:
-            raise ShapeError(f"size: expected H and W >= 1, got {size}")
+            raise ShapeError(f"{argument}: expected H and W >= 1, got {size}")
         sx, sy, ox, oy = 2 / width, 2 / height, 1 / width - 1, 1 / height - 1
     return torch.tensor([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
 
 
 def theta_to_matrix(theta: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:
     """``(B, 3, 3)`` normalised dst -> src ``theta`` into the pixel source -> destination matrix ``M``."""
-    n_src = normalization_matrix(src_size, align_corners, theta.dtype, theta.device)
-    n_dst = normalization_matrix(dst_size, align_corners, theta.dtype, theta.device)
+    n_src = normalization_matrix(src_size, align_corners, theta.dtype, theta.device, "src_size")
+    n_dst = normalization_matrix(dst_size, align_corners, theta.dtype, theta.device, "dst_size")
     dst_to_src = torch.linalg.solve(n_src, theta) @ n_dst
     matrix, info = torch.linalg.inv_ex(dst_to_src)
     if (info != 0).any():
@@ -62,6 +62,6 @@ def theta_to_matrix(theta: torch.Tensor, src_size, dst_size, align_corners: bool
 
 def matrix_to_theta(matrix: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:
     """Inverse of :func:`theta_to_matrix`: ``(B, 3, 3)`` pixel ``M`` into normalised dst -> src ``theta``."""
-    n_src = normalization_matrix(src_size, align_corners, matrix.dtype, matrix.device)
-    n_dst = normalization_matrix(dst_size, align_corners, matrix.dtype, matrix.device)
+    n_src = normalization_matrix(src_size, align_corners, matrix.dtype, matrix.device, "src_size")
+    n_dst = normalization_matrix(dst_size, align_corners, matrix.dtype, matrix.device, "dst_size")
     return n_src @ torch.linalg.solve(matrix, torch.linalg.inv(n_dst))

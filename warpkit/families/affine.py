@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import Transform
-from .._checks import as_float_tensor, check_size
+from .._checks import as_float_tensor, check_batch_size, check_size
 from .._coords import matrix_to_theta, theta_to_matrix
 from .._errors import ShapeError
 from ._matrix import check_spread, checked_inverse, correspondences
@@ -68,6 +68,7 @@ class Affine(Transform):
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> Affine:
+        check_batch_size(batch_size)
         eye = torch.eye(2, 3, dtype=dtype, device=device)
         return cls(eye.expand(batch_size, 2, 3).clone())
 

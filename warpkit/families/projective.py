@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import Transform
-from .._checks import as_float_tensor, check_size
+from .._checks import as_float_tensor, check_batch_size, check_size
 from .._coords import apply_matrix, matrix_to_theta, theta_to_matrix
 from .._errors import DegenerateInputError, ShapeError
 from ._matrix import checked_inverse, correspondences, point_normalizer
@@ -57,6 +57,7 @@ class Projective(Transform):
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> Projective:
+        check_batch_size(batch_size)
         return cls(torch.eye(3, dtype=dtype, device=device).expand(batch_size, 3, 3).clone())
 
     @classmethod

@@ -19,7 +19,7 @@ import warnings
 import torch
 
 from .._base import Transform
-from .._checks import as_float_tensor, check_size
+from .._checks import as_float_tensor, check_batch_size, check_size
 from .._coords import apply_matrix, normalization_matrix
 from .._errors import ConvergenceWarning, DegenerateInputError, ShapeError
 from ._matrix import check_spread, correspondences
@@ -88,6 +88,7 @@ class ThinPlateSpline(Transform):
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> ThinPlateSpline:
+        check_batch_size(batch_size)
         centres = _control_grid(4, device).expand(batch_size, -1, -1)
         affine = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64, device=device)
         return cls(centres, torch.zeros_like(centres), affine.expand(batch_size, 3, 2), dtype=dtype)
@@ -108,8 +109,8 @@ class ThinPlateSpline(Transform):
         targets = p.reshape(p.shape[0], k * k, 2).double()
         ones = torch.ones(p.shape[0], k * k, dtype=torch.float64, device=p.device)
         centres, weights, affine = _solve(control, targets, 0 * ones)
-        pre = normalization_matrix(dst_size, align_corners, device=p.device)
-        post = torch.linalg.inv(normalization_matrix(src_size, align_corners, device=p.device))
+        pre = normalization_matrix(dst_size, align_corners, device=p.device, argument="dst_size")
+        post = torch.linalg.inv(normalization_matrix(src_size, align_corners, device=p.device, argument="src_size"))
         return cls(centres, weights, affine, pre=pre, post=post, forward=False, dtype=p.dtype)
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False, grid_size: int = 4) -> torch.Tensor:
@@ -117,8 +118,9 @@ class ThinPlateSpline(Transform):
         src_size = check_size(src_size, "src_size")
         dst_size = src_size if dst_size is None else check_size(dst_size, "dst_size")
         control = _control_grid(grid_size, self.centres.device).expand(self.batch_size, -1, -1)
-        n_dst = normalization_matrix(dst_size, align_corners, device=self.centres.device).expand(self.batch_size, 3, 3)
-        n_src = normalization_matrix(src_size, align_corners, device=self.centres.device).expand(self.batch_size, 3, 3)
+        device = self.centres.device
+        n_dst = normalization_matrix(dst_size, align_corners, device=device, argument="dst_size").expand(self.batch_size, 3, 3)
+        n_src = normalization_matrix(src_size, align_corners, device=device, argument="src_size").expand(self.batch_size, 3, 3)
         source = self.inverse().map_points(apply_matrix(torch.linalg.inv(n_dst), control)).double()
         return apply_matrix(n_src, source).reshape(self.batch_size, -1).to(self._dtype)
 
