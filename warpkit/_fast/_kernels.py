@@ -188,6 +188,32 @@ def _slow_backward(gout, g0, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, hei
     return gx, gy
 
 
+@njit(**_OPTIONS)
+def _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, px, py, wx, wy,
+                offset, inside):
+    """Bilinear pass over output row ``i``: points ``px, py`` (image dtype), and for points whose 2x2 taps
+    are all inside, fractions ``wx, wy`` and the element offset of the top-left tap (0 for the others)."""
+    for j in range(px.shape[0]):
+        if affine:  # no division: the common case, and exact
+            px[j] = a00 * j + cx
+            py[j] = a10 * j + cy
+        elif use_matrix:
+            den = a20 * j + cw
+            px[j] = (a00 * j + cx) / den
+            py[j] = (a10 * j + cy) / den
+        else:
+            px[j] = grid[g, i, j, 0]
+            py[j] = grid[g, i, j, 1]
+    for j in range(px.shape[0]):
+        x, y = px[j], py[j]
+        ok = x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi  # NaN fails, no huge value becomes an integer
+        inside[j] = ok
+        x = x if ok else 0.0
+        y = y if ok else 0.0
+        x0, y0 = np.floor(x), np.floor(y)
+        wx[j], wy[j] = x - x0, y - y0
+        offset[j] = np.int64(y0) * sh + np.int64(x0) * sw
+
 @njit(parallel=True, **_OPTIONS)
 def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w, mode, pad,
             fill, out, ostr, chunk):
@@ -197,10 +223,17 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
     rows = batch * out_h
     # interior tests in float: NaN fails them, and no huge value is converted to an integer first
     x_hi, y_hi = width - 1.0, height - 1.0
+    # bilinear works row by row in passes (points, then one tight loop per channel, then the border
+    # pixels), 3x faster than pixel by pixel; the passes read 2x2 taps, so they need a 2x2 image
+    by_rows = mode == _BILINEAR and height >= 2 and width >= 2
     for task in prange((rows + chunk - 1) // chunk):
         point = np.empty(2, img.dtype)  # rounds a computed point to the image dtype, as the reference holds it
         tap_i = np.empty((2, 4), np.int64)
         tap_w = np.empty((4, 4))
+        px, py = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
+        frac_x, frac_y = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
+        offset = np.empty(out_w, np.int64)
+        inside = np.empty(out_w, np.bool_)
         for r in range(task * chunk, min(rows, (task + 1) * chunk)):
             b = r // out_h
             i = r - b * out_h
@@ -214,6 +247,23 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
             cy = float(mat[m, 1, 1]) * i + float(mat[m, 1, 2])
             cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
             affine = use_matrix and a20 == 0.0 and cw == 1.0
+            if by_rows:
+                _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, px, py,
+                            frac_x, frac_y, offset, inside)
+                for c in range(channels):
+                    src = img[base + c * sc:]
+                    o = orow + c * oc
+                    for j in range(out_w):
+                        q = offset[j]  # a safe tap (0) for points that are not inside: fixed below
+                        tx, ty = frac_x[j], frac_y[j]
+                        top = src[q] + tx * (src[q + sw] - src[q])
+                        bottom = src[q + sh] + tx * (src[q + sh + sw] - src[q + sh])
+                        out[o + j * ow] = top + ty * (bottom - top)
+                for j in range(out_w):
+                    if not inside[j]:
+                        _slow_forward(img, base, sc, sh, sw, channels, height, width, float(px[j]), float(py[j]),
+                                      mode, pad, fill, out, orow + j * ow, oc, tap_i, tap_w)
+                continue
             for j in range(out_w):
                 if affine:  # no division: the common case, and exact
                     point[0] = a00 * j + cx
