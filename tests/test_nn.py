@@ -258,3 +258,16 @@ def test_demo_cli_quick_prints_the_table_and_writes_the_figure(tmp_path, capsys)
     errors = [float(cell) for row in rows for cell in row.strip("| ").split(" | ")[1:]]
     assert len(errors) == 16 and all(0 <= e <= 100 for e in errors)
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_reads_mnist_idx_files(tmp_path):
+    from warpkit.demo.stn import load_digits
+
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    header = b"\x00\x00\x08"  # IDX: unsigned bytes, then the rank and big-endian dimensions
+    images_file = tmp_path / "t10k-images-idx3-ubyte"
+    images_file.write_bytes(header + b"\x03" + np.array([3, 28, 28], ">u4").tobytes() + pixels.tobytes())
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(header + b"\x01" + np.array([3], ">u4").tobytes() + bytes([7, 0, 9]))
+    images, labels = load_digits(images_file)
+    assert torch.equal(images[:, 0], torch.from_numpy(pixels).float() / 255)
+    assert labels.tolist() == [7, 0, 9]

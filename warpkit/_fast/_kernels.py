@@ -116,10 +116,20 @@ def _axis_taps(coord, n, mode, pad, idx, w, dw):
 
 
 @njit(**_OPTIONS)
+def _reads_only_fill(x, y, width, height, pad):
+    """Whether a point reads nothing but fill: not finite, or with zeros/constant every tap (of any mode,
+    ``floor - 1 .. floor + 2``) outside. Scalars only, so the call costs nothing (no array reference counts)."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return True
+    if pad != _ZEROS and pad != _CONSTANT:
+        return False
+    return x < -2.0 or x >= width + 1.0 or y < -2.0 or y >= height + 1.0
+
+
+@njit(**_OPTIONS)
 def _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc, tap_i, tap_w):
     """One output pixel (all channels) whose taps may leave the image or whose point is not finite."""
-    far = x < -3.0 or x > width + 2.0 or y < -3.0 or y > height + 2.0  # every tap outside
-    if not (math.isfinite(x) and math.isfinite(y)) or (far and (pad == _ZEROS or pad == _CONSTANT)):
+    if _reads_only_fill(x, y, width, height, pad):
         for c in range(channels):
             out[o + c * oc] = fill[c]
         return
@@ -150,8 +160,7 @@ def _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pa
 def _slow_backward(gout, g0, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, height, width, x, y, mode, pad, fill,
                    want_image, want_coords, tap_i, tap_w):
     """Slow-path twin of the backward for one pixel: adds into ``grad`` and returns ``(d/dx, d/dy)``."""
-    far = x < -3.0 or x > width + 2.0 or y < -3.0 or y > height + 2.0  # every tap outside
-    if not (math.isfinite(x) and math.isfinite(y)) or (far and (pad == _ZEROS or pad == _CONSTANT)):
+    if _reads_only_fill(x, y, width, height, pad):
         return 0.0, 0.0  # fill is read: no gradient to the image or the point
     nx = _axis_taps(x, width, mode, pad, tap_i[0], tap_w[0], tap_w[2])
     ny = _axis_taps(y, height, mode, pad, tap_i[1], tap_w[1], tap_w[3])
@@ -189,10 +198,11 @@ def _slow_backward(gout, g0, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, hei
 
 
 @njit(**_OPTIONS)
-def _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, px, py, wx, wy,
-                offset, inside):
+def _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, width, px, py, wx, wy,
+                offset, goffset, inside):
     """Bilinear pass over output row ``i``: points ``px, py`` (image dtype), and for points whose 2x2 taps
-    are all inside, fractions ``wx, wy`` and the element offset of the top-left tap (0 for the others)."""
+    are all inside, fractions ``wx, wy`` and the element offset of the top-left tap in the image
+    (``offset``) and in a contiguous plane (``goffset``); the others get the safe offset 0."""
     for j in range(px.shape[0]):
         if affine:  # no division: the common case, and exact
             px[j] = a00 * j + cx
@@ -213,6 +223,7 @@ def _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi,
         x0, y0 = np.floor(x), np.floor(y)
         wx[j], wy[j] = x - x0, y - y0
         offset[j] = np.int64(y0) * sh + np.int64(x0) * sw
+        goffset[j] = np.int64(y0) * width + np.int64(x0)
 
 @njit(parallel=True, **_OPTIONS)
 def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w, mode, pad,
@@ -232,7 +243,7 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
         tap_w = np.empty((4, 4))
         px, py = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
         frac_x, frac_y = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
-        offset = np.empty(out_w, np.int64)
+        offset, goffset = np.empty(out_w, np.int64), np.empty(out_w, np.int64)
         inside = np.empty(out_w, np.bool_)
         for r in range(task * chunk, min(rows, (task + 1) * chunk)):
             b = r // out_h
@@ -248,8 +259,8 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
             cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
             affine = use_matrix and a20 == 0.0 and cw == 1.0
             if by_rows:
-                _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, px, py,
-                            frac_x, frac_y, offset, inside)
+                _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, width, px,
+                            py, frac_x, frac_y, offset, goffset, inside)
                 for c in range(channels):
                     src = img[base + c * sc:]
                     o = orow + c * oc
@@ -260,9 +271,15 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                         bottom = src[q + sh] + tx * (src[q + sh + sw] - src[q + sh])
                         out[o + j * ow] = top + ty * (bottom - top)
                 for j in range(out_w):
-                    if not inside[j]:
-                        _slow_forward(img, base, sc, sh, sw, channels, height, width, float(px[j]), float(py[j]),
-                                      mode, pad, fill, out, orow + j * ow, oc, tap_i, tap_w)
+                    if inside[j]:
+                        continue
+                    x, y = float(px[j]), float(py[j])
+                    if _reads_only_fill(x, y, width, height, pad):  # inline: a call with arrays is slow
+                        for c in range(channels):
+                            out[orow + j * ow + c * oc] = fill[c]
+                    else:
+                        _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out,
+                                      orow + j * ow, oc, tap_i, tap_w)
                 continue
             for j in range(out_w):
                 if affine:  # no division: the common case, and exact
@@ -310,8 +327,12 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                                          + wx3 * img[rq + 3 * sw])
                         out[o + c * oc] = acc
                     continue
-                _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc,
-                              tap_i, tap_w)
+                if _reads_only_fill(x, y, width, height, pad):
+                    for c in range(channels):
+                        out[o + c * oc] = fill[c]
+                else:
+                    _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc,
+                                  tap_i, tap_w)
 
 
 @njit(parallel=True, **_OPTIONS)
@@ -329,6 +350,7 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
     x_hi, y_hi = width - 1.0, height - 1.0
     per_block = (channels + blocks - 1) // blocks
     plane = height * width
+    by_rows = mode == _BILINEAR and height >= 2 and width >= 2  # as in forward
     for task in prange(in_batch * blocks):
         bi = task // blocks
         block = task - bi * blocks
@@ -336,11 +358,16 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
         point = np.empty(2, img.dtype)
         tap_i = np.empty((2, 4), np.int64)
         tap_w = np.empty((4, 4))
+        px, py = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
+        frac_x, frac_y = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
+        offset, goffset = np.empty(out_w, np.int64), np.empty(out_w, np.int64)
+        inside = np.empty(out_w, np.bool_)
+        dxs, dys = np.empty(out_w), np.empty(out_w)  # d loss / d point of the row, this channel block
         gbase = bi * channels * plane
+        base = bi * sb
         for b in range(batch):
             if in_batch > 1 and b != bi:
                 continue
-            base = bi * sb
             m = b if mat.shape[0] > 1 else 0
             g = b if grid.shape[0] > 1 else 0
             a00, a10, a20 = float(mat[m, 0, 0]), float(mat[m, 1, 0]), float(mat[m, 2, 0])
@@ -350,99 +377,80 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                 cy = float(mat[m, 1, 1]) * i + float(mat[m, 1, 2])
                 cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
                 affine = use_matrix and a20 == 0.0 and cw == 1.0
-                # per-row sums of d/d matrix: x_term * (j, 1), y_term * (j, 1), w_term * (j, 1)
+                grow = b * gb + i * gh
+                if by_rows:
+                    _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, width,
+                                px, py, frac_x, frac_y, offset, goffset, inside)
+                    dxs[:] = 0.0
+                    dys[:] = 0.0
+                    for c in range(c0, c1):
+                        src = img[base + c * sc:]
+                        gsrc = gout[grow + c * gc:]
+                        gpl = grad[gbase + c * plane:]
+                        for j in range(out_w):
+                            if not inside[j]:
+                                continue
+                            gv = gsrc[j * gw]
+                            tx, ty = frac_x[j], frac_y[j]
+                            ux, uy = 1.0 - tx, 1.0 - ty
+                            if want_image:
+                                q = goffset[j]
+                                gpl[q] += gv * (uy * ux)
+                                gpl[q + 1] += gv * (uy * tx)
+                                gpl[q + width] += gv * (ty * ux)
+                                gpl[q + width + 1] += gv * (ty * tx)
+                            if want_coords:
+                                q = offset[j]
+                                v00, v01, v10, v11 = src[q], src[q + sw], src[q + sh], src[q + sh + sw]
+                                dxs[j] += gv * (uy * (v01 - v00) + ty * (v11 - v10))
+                                dys[j] += gv * (ux * (v10 - v00) + tx * (v11 - v01))
+                    for j in range(out_w):
+                        if not inside[j] and not _reads_only_fill(float(px[j]), float(py[j]), width, height, pad):
+                            dxs[j], dys[j] = _slow_backward(gout, grow + j * gw, gc, img, base, sc, sh, sw, grad, gbase,
+                                                            c0, c1, height, width, float(px[j]), float(py[j]), mode,
+                                                            pad, fill, want_image, want_coords, tap_i, tap_w)
+                else:
+                    for j in range(out_w):
+                        if affine:
+                            point[0] = a00 * j + cx
+                            point[1] = a10 * j + cy
+                        elif use_matrix:
+                            den = a20 * j + cw
+                            point[0] = (a00 * j + cx) / den
+                            point[1] = (a10 * j + cy) / den
+                        else:
+                            point[0] = grid[g, i, j, 0]
+                            point[1] = grid[g, i, j, 1]
+                        px[j], py[j] = point[0], point[1]
+                        dxs[j], dys[j] = 0.0, 0.0
+                        if _reads_only_fill(float(point[0]), float(point[1]), width, height, pad):
+                            continue
+                        dxs[j], dys[j] = _pixel_backward(gout, grow + j * gw, gc, img, base, sc, sh, sw, grad, gbase,
+                                                         c0, c1, height, width, float(point[0]), float(point[1]), mode,
+                                                         pad, fill, want_image, want_coords, tap_i, tap_w)
+                if not want_coords:
+                    continue
+                if not use_matrix:
+                    for j in range(out_w):
+                        grad_grid[block, b, i, j, 0] = dxs[j]
+                        grad_grid[block, b, i, j, 1] = dys[j]
+                    continue
+                # x = (m0 . p) / (m2 . p), y = (m1 . p) / (m2 . p) with p = (j, i, 1): per-row sums of
+                # x_term * (j, 1), y_term * (j, 1), w_term * (j, 1)
                 sxj, sx1, syj, sy1, swj, sw1 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
                 for j in range(out_w):
-                    den = 1.0
-                    if affine:
-                        point[0] = a00 * j + cx
-                        point[1] = a10 * j + cy
-                    elif use_matrix:
-                        den = a20 * j + cw
-                        point[0] = (a00 * j + cx) / den
-                        point[1] = (a10 * j + cy) / den
-                    else:
-                        point[0] = grid[g, i, j, 0]
-                        point[1] = grid[g, i, j, 1]
-                    x, y = float(point[0]), float(point[1])
-                    go = b * gb + i * gh + j * gw
-                    dx, dy = 0.0, 0.0
-                    fast = False
-                    if mode == _BILINEAR:
-                        if x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi:
-                            fast = True
-                            x0, y0 = int(x), int(y)
-                            tx, ty = x - x0, y - y0
-                            ux, uy = 1.0 - tx, 1.0 - ty
-                            w00, w01, w10, w11 = uy * ux, uy * tx, ty * ux, ty * tx
-                            q = gbase + y0 * width + x0
-                            p = base + y0 * sh + x0 * sw
-                            for c in range(c0, c1):
-                                gv = gout[go + c * gc]
-                                if want_image:
-                                    qc = q + c * plane
-                                    grad[qc] += gv * w00
-                                    grad[qc + 1] += gv * w01
-                                    grad[qc + width] += gv * w10
-                                    grad[qc + width + 1] += gv * w11
-                                if want_coords:
-                                    pc = p + c * sc
-                                    v00, v01 = img[pc], img[pc + sw]
-                                    v10, v11 = img[pc + sh], img[pc + sh + sw]
-                                    dx += gv * (uy * (v01 - v00) + ty * (v11 - v10))
-                                    dy += gv * (ux * (v10 - v00) + tx * (v11 - v01))
-                    elif mode == _NEAREST:
-                        if x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5:
-                            fast = True
-                            if want_image:
-                                q = gbase + int(np.rint(y)) * width + int(np.rint(x))
-                                for c in range(c0, c1):
-                                    grad[q + c * plane] += gout[go + c * gc]
-                    elif x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0:
-                        fast = True
-                        x0, y0 = int(x), int(y)
-                        tx, ty = x - x0, y - y0
-                        wx0, wx1, wx2, wx3 = _cubic(tx)
-                        wy0, wy1, wy2, wy3 = _cubic(ty)
-                        dx0, dx1, dx2, dx3 = _cubic_derivative(tx)
-                        dy0, dy1, dy2, dy3 = _cubic_derivative(ty)
-                        q = gbase + (y0 - 1) * width + (x0 - 1)
-                        p = base + (y0 - 1) * sh + (x0 - 1) * sw
-                        for c in range(c0, c1):
-                            gv = gout[go + c * gc]
-                            for ty_ in range(4):
-                                wy = wy0 if ty_ == 0 else (wy1 if ty_ == 1 else (wy2 if ty_ == 2 else wy3))
-                                if want_image:
-                                    rq = q + c * plane + ty_ * width
-                                    gwy = gv * wy
-                                    grad[rq] += gwy * wx0
-                                    grad[rq + 1] += gwy * wx1
-                                    grad[rq + 2] += gwy * wx2
-                                    grad[rq + 3] += gwy * wx3
-                                if want_coords:
-                                    dwy = dy0 if ty_ == 0 else (dy1 if ty_ == 1 else (dy2 if ty_ == 2 else dy3))
-                                    rp = p + c * sc + ty_ * sh
-                                    v0, v1, v2, v3 = img[rp], img[rp + sw], img[rp + 2 * sw], img[rp + 3 * sw]
-                                    dx += gv * wy * (dx0 * v0 + dx1 * v1 + dx2 * v2 + dx3 * v3)
-                                    dy += gv * dwy * (wx0 * v0 + wx1 * v1 + wx2 * v2 + wx3 * v3)
-                    if not fast:
-                        dx, dy = _slow_backward(gout, go, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, height,
-                                                width, x, y, mode, pad, fill, want_image, want_coords, tap_i, tap_w)
-                    if not want_coords:
-                        continue
-                    if not use_matrix:
-                        grad_grid[block, b, i, j, 0] = dx
-                        grad_grid[block, b, i, j, 1] = dy
-                    elif dx != 0.0 or dy != 0.0:  # also keeps 0 * inf (a point at infinity) out of the sums
-                        # x = (m0 . p) / (m2 . p), y = (m1 . p) / (m2 . p) with p = (j, i, 1)
-                        xt, yt = dx / den, dy / den
-                        wt = -(dx * x + dy * y) / den
-                        sxj += xt * j
-                        sx1 += xt
-                        syj += yt * j
-                        sy1 += yt
-                        swj += wt * j
-                        sw1 += wt
+                    dx, dy = dxs[j], dys[j]
+                    if dx == 0.0 and dy == 0.0:
+                        continue  # also keeps 0 * inf (a point at infinity) out of the sums
+                    den = a20 * j + cw
+                    xt, yt = dx / den, dy / den
+                    wt = -(dx * float(px[j]) + dy * float(py[j])) / den
+                    sxj += xt * j
+                    sx1 += xt
+                    syj += yt * j
+                    sy1 += yt
+                    swj += wt * j
+                    sw1 += wt
                 acc[0] += sxj
                 acc[1] += sx1 * i
                 acc[2] += sx1
@@ -455,3 +463,47 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
             if use_matrix and want_coords:
                 for k in range(9):
                     grad_mat[block, b, k] = acc[k]
+
+
+@njit(**_OPTIONS)
+def _pixel_backward(gout, go, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, height, width, x, y, mode, pad, fill,
+                    want_image, want_coords, tap_i, tap_w):
+    """Backward of one pixel, channels ``c0 .. c1`` (nearest and bicubic): adds into ``grad`` and returns
+    ``(d/dx, d/dy)``; taps inside the image are read directly, the others through the slow path."""
+    plane = height * width
+    dx, dy = 0.0, 0.0
+    if mode == _NEAREST and x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5:
+        if want_image:
+            q = gbase + int(np.rint(y)) * width + int(np.rint(x))
+            for c in range(c0, c1):
+                grad[q + c * plane] += gout[go + c * gc]
+        return 0.0, 0.0
+    if mode != _NEAREST and x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0:
+        x0, y0 = int(x), int(y)
+        tx, ty = x - x0, y - y0
+        wx0, wx1, wx2, wx3 = _cubic(tx)
+        wy0, wy1, wy2, wy3 = _cubic(ty)
+        dx0, dx1, dx2, dx3 = _cubic_derivative(tx)
+        dy0, dy1, dy2, dy3 = _cubic_derivative(ty)
+        q = gbase + (y0 - 1) * width + (x0 - 1)
+        p = base + (y0 - 1) * sh + (x0 - 1) * sw
+        for c in range(c0, c1):
+            gv = gout[go + c * gc]
+            for t in range(4):
+                wy = wy0 if t == 0 else (wy1 if t == 1 else (wy2 if t == 2 else wy3))
+                if want_image:
+                    rq = q + c * plane + t * width
+                    gwy = gv * wy
+                    grad[rq] += gwy * wx0
+                    grad[rq + 1] += gwy * wx1
+                    grad[rq + 2] += gwy * wx2
+                    grad[rq + 3] += gwy * wx3
+                if want_coords:
+                    dwy = dy0 if t == 0 else (dy1 if t == 1 else (dy2 if t == 2 else dy3))
+                    rp = p + c * sc + t * sh
+                    v0, v1, v2, v3 = img[rp], img[rp + sw], img[rp + 2 * sw], img[rp + 3 * sw]
+                    dx += gv * wy * (dx0 * v0 + dx1 * v1 + dx2 * v2 + dx3 * v3)
+                    dy += gv * dwy * (wx0 * v0 + wx1 * v1 + wx2 * v2 + wx3 * v3)
+        return dx, dy
+    return _slow_backward(gout, go, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, height, width, x, y, mode, pad,
+                          fill, want_image, want_coords, tap_i, tap_w)
