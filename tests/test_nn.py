@@ -194,7 +194,7 @@ def test_warp_refuses_bad_shapes():
     warp = wk.nn.Warp("affine")
     with pytest.raises(wk.ShapeError, match=r"Warp: input: expected shape \(B, C, H, W\), got \(3, 8, 8\)"):
         warp(torch.zeros(3, 8, 8), torch.zeros(1, 6))
-    with pytest.raises(wk.ShapeError, match=r"Warp: params: expected shape \(1, 6\), got \(1, 8\)"):
+    with pytest.raises(wk.ShapeError, match=r"Warp: params: expected shape \(B, 6\), got \(1, 8\)"):
         warp(torch.zeros(1, 3, 8, 8), torch.zeros(1, 8))
 
 

@@ -71,6 +71,15 @@ class Transform:
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
         raise WarpkitError(f"{cls.__name__} has no STN parameter vector (num_params is None)")
 
+    @classmethod
+    def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
+        """``(B, H_out, W_out, 2)`` grid of ``from_params(params, ...)``: what a spatial transformer reads.
+
+        Families override it with a closed form that needs no inverse or solve (traceable, exportable).
+        """
+        transform = cls.from_params(params, src_size, dst_size, align_corners=align_corners)
+        return transform.grid(src_size if dst_size is None else dst_size)
+
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         raise WarpkitError(f"{type(self).__name__} has no STN parameter vector (num_params is None)")
 

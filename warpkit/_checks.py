@@ -14,6 +14,7 @@ __all__ = [
     "as_float_tensor",
     "check_floating",
     "check_size",
+    "check_sizes",
     "check_batch_size",
     "check_same_device",
     "batch_points",
@@ -69,6 +70,12 @@ def check_size(size: object, argument: str = "size") -> tuple[int, int]:
         if len(values) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
             return int(values[0]), int(values[1])
     raise ShapeError(f"{argument}: expected (H, W) as two non-negative ints, got {size!r}")
+
+
+def check_sizes(src_size: object, dst_size: object = None) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(src_size, dst_size)`` as ``(H, W)`` pairs; ``dst_size`` defaults to ``src_size``."""
+    src = check_size(src_size, "src_size")
+    return src, (src if dst_size is None else check_size(dst_size, "dst_size"))
 
 
 def check_batch_size(batch_size: object) -> int:

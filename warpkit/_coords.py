@@ -6,7 +6,14 @@ import torch
 
 from ._errors import ShapeError, SingularMatrixError
 
-__all__ = ["pixel_grid", "apply_matrix", "normalization_matrix", "theta_to_matrix", "matrix_to_theta"]
+__all__ = [
+    "pixel_grid",
+    "apply_matrix",
+    "normalization_matrix",
+    "theta_to_matrix",
+    "matrix_to_theta",
+    "theta_grid",
+]
 
 
 def pixel_grid(size: tuple[int, int], dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:
@@ -28,9 +35,15 @@ def apply_matrix(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 def normalization_matrix(
-    size: tuple[int, int], align_corners: bool, dtype: torch.dtype = torch.float64, device=None, argument: str = "size"
+    size: tuple[int, int],
+    align_corners: bool,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    argument: str = "size",
+    inverse: bool = False,
 ) -> torch.Tensor:
-    """``(3, 3)`` matrix taking pixel coordinates of an image of ``size = (H, W)`` to torch's [-1, 1].
+    """``(3, 3)`` matrix taking pixel coordinates of an image of ``size = (H, W)`` to torch's [-1, 1]
+    (``inverse=True``: back to pixels; built from Python numbers, so it is a constant when traced).
 
     align_corners=False: -1 and 1 are the outer edges of the border pixels; True: their centres.
     """
@@ -43,6 +56,8 @@ def normalization_matrix(
         if height < 1 or width < 1:
             raise ShapeError(f"{argument}: expected H and W >= 1, got {size}")
         sx, sy, ox, oy = 2 / width, 2 / height, 1 / width - 1, 1 / height - 1
+    if inverse:
+        sx, sy, ox, oy = 1 / sx, 1 / sy, -ox / sx, -oy / sy
     return torch.tensor([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
 
 
@@ -65,3 +80,15 @@ def matrix_to_theta(matrix: torch.Tensor, src_size, dst_size, align_corners: boo
     n_src = normalization_matrix(src_size, align_corners, matrix.dtype, matrix.device, "src_size")
     n_dst = normalization_matrix(dst_size, align_corners, matrix.dtype, matrix.device, "dst_size")
     return n_src @ torch.linalg.solve(matrix, torch.linalg.inv(n_dst))
+
+
+def theta_grid(theta: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:
+    """``(B, H, W, 2)`` source pixel points read by the destination pixels for a ``(B, 3, 3)`` normalised
+    destination -> source ``theta``, as ``F.affine_grid`` (plus the projective division). Matmuls only: no
+    inverse or data-dependent branch, so it traces, compiles and exports.
+    """
+    to_src = normalization_matrix(src_size, align_corners, theta.dtype, theta.device, "src_size", inverse=True)
+    n_dst = normalization_matrix(dst_size, align_corners, theta.dtype, theta.device, "dst_size")
+    points = pixel_grid(dst_size, theta.dtype, theta.device).reshape(1, -1, 2)
+    source = apply_matrix(to_src @ theta @ n_dst, points)
+    return source.reshape(theta.shape[0], dst_size[0], dst_size[1], 2)

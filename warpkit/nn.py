@@ -6,15 +6,12 @@ come from elsewhere.
 
 Convention: STN parameters are ``Family.from_params`` vectors: the normalised ``[-1, 1]`` destination ->
 source map (for ``affine`` exactly ``F.affine_grid``'s ``theta``), with the same ``align_corners``
-meaning as torch. For the built-in families the grid is computed in closed form from the parameters
-(a matmul; no matrix inverse or linear solve per forward), which is what makes the modules traceable,
-``torch.compile``-able without graph breaks and exportable to ONNX. Any other registered family goes
-through ``Family.from_params(...).grid(size)``.
+meaning as torch. The grid comes from ``Family.grid_from_params``: for the built-in families a closed
+form (matmuls; no matrix inverse or linear solve per forward), which is what makes the modules traceable,
+``torch.compile``-able without graph breaks and exportable to ONNX.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -25,9 +22,6 @@ from ._errors import ShapeError, WarpkitError
 from ._modes import Interpolation, Padding, parse_mode
 from ._registry import get_family
 from ._sampler import sample
-from .families.affine import Affine
-from .families.projective import Projective
-from .families.tps import ThinPlateSpline, _control_grid, _kernel
 
 __all__ = ["SpatialTransformer", "Warp"]
 
@@ -60,11 +54,6 @@ class Warp(nn.Module):
         self.align_corners = bool(align_corners)
         self.interpolation = parse_mode(Interpolation, interpolation, "interpolation")
         self.padding = parse_mode(Padding, padding, "padding")
-        if self.family is ThinPlateSpline:
-            # The spline's system matrix depends only on the fixed control grid: invert it once here so
-            # that every forward is a matmul (and stays exportable: ONNX has no linear solve).
-            self.tps_side = _grid_side(self.family.num_params, type(self).__name__)
-            self.register_buffer("tps_system_inverse", _tps_system_inverse(self.tps_side), persistent=False)
 
     def forward(self, image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """Warp ``(B, C, H, W)`` ``image`` by ``(B, P)`` ``params``; returns ``(B, C, H_out, W_out)``."""
@@ -76,16 +65,16 @@ class Warp(nn.Module):
             got = tuple(params.shape) if isinstance(params, torch.Tensor) else type(params).__name__
             raise ShapeError(f"{name}: params: expected shape ({image.shape[0]}, {self.family.num_params}), got {got}")
         # Plain ints: a traced or exported model has a fixed input size (sizes would become tensors).
-        grid = self.grid(params, (int(image.shape[-2]), int(image.shape[-1])))
+        try:
+            grid = self.grid(params, (int(image.shape[-2]), int(image.shape[-1])))
+        except ShapeError as exc:  # the family names the argument; add the module once
+            raise ShapeError(f"{name}: {exc}") from None
         return sample(image, grid.to(image.dtype), interpolation=self.interpolation, padding=self.padding)
 
     def grid(self, params: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
         """``(B, H_out, W_out, 2)`` source pixel points read for ``(B, P)`` ``params``."""
         dst_size = self.output_size or input_size
-        closed_form = _CLOSED_FORM.get(self.family)
-        if closed_form is None:
-            return self.transform(params, input_size).grid(dst_size)
-        return closed_form(self, params, input_size, dst_size)
+        return self.family.grid_from_params(params, input_size, dst_size, align_corners=self.align_corners)
 
     def transform(self, params: torch.Tensor, input_size: tuple[int, int]) -> Transform:
         """The warpkit transform (source -> destination pixels) that ``params`` stand for."""
@@ -217,88 +206,3 @@ def _feature_count(localization: nn.Module, channels: int, size: tuple[int, int]
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ShapeError(f"{owner}: localization: expected an output of shape (B, F), got {got}")
     return out.shape[1]
-
-
-def _grid_side(num_params: int, owner: str) -> int:
-    k = int(round((num_params / 2) ** 0.5))
-    if 2 * k * k != num_params or k < 2:
-        raise WarpkitError(f"{owner}: family: expected 2 * k * k TPS parameters (k >= 2), got {num_params}")
-    return k
-
-
-# --- closed-form grids for the built-in families ------------------------------------------------------
-def _normalised_points(size: tuple[int, int], align_corners: bool, like: torch.Tensor) -> torch.Tensor:
-    """``(H * W, 2)`` pixel centres of an image of ``size`` in torch's normalised frame."""
-    height, width = size
-    if align_corners and (height < 2 or width < 2):
-        raise ShapeError(f"size: align_corners=True needs H and W >= 2, got {size}")
-    ys = torch.arange(height, dtype=like.dtype, device=like.device)
-    xs = torch.arange(width, dtype=like.dtype, device=like.device)
-    if align_corners:
-        xs, ys = xs * (2 / (width - 1)) - 1, ys * (2 / (height - 1)) - 1
-    else:
-        xs, ys = (2 * xs + 1) / width - 1, (2 * ys + 1) / height - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([gx, gy], dim=-1).reshape(height * width, 2)
-
-
-def _to_pixels(points: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
-    """Normalised ``(..., 2)`` points into pixel coordinates of an image of ``size``."""
-    height, width = size
-    scale = points.new_tensor([width, height])
-    if align_corners:
-        return (points + 1) * (scale - 1) / 2
-    return ((points + 1) * scale - 1) / 2
-
-
-def _matrix_grid(warp: Warp, params, src_size, dst_size) -> torch.Tensor:
-    """Affine (``(B, 6)``) and projective (``(B, 8)``) params: theta applied to the destination pixels."""
-    batch = params.shape[0]
-    expected = warp.family.num_params
-    if params.shape[1] != expected:
-        raise ShapeError(f"{type(warp).__name__}: params: expected shape ({batch}, {expected}), got {tuple(params.shape)}")
-    points = _normalised_points(dst_size, warp.align_corners, params)
-    homogeneous = torch.cat([points, torch.ones_like(points[:, :1])], dim=1)  # (N, 3)
-    if warp.family is Affine:
-        source = homogeneous @ params.reshape(batch, 2, 3).transpose(1, 2)
-    else:
-        theta = torch.cat([params, torch.ones_like(params[:, :1])], dim=1).reshape(batch, 3, 3)
-        mapped = homogeneous @ theta.transpose(1, 2)
-        source = mapped[..., :2] / mapped[..., 2:]
-    return _to_pixels(source, src_size, warp.align_corners).reshape(batch, dst_size[0], dst_size[1], 2)
-
-
-def _tps_grid(warp: Warp, params, src_size, dst_size) -> torch.Tensor:
-    """TPS params (``(B, 2 k^2)`` source points of the control grid): kernel basis @ solved weights."""
-    batch = params.shape[0]
-    inverse = warp.tps_system_inverse.to(params.dtype)
-    k2 = warp.tps_side**2
-    if params.shape[1] != 2 * k2:
-        raise ShapeError(f"{type(warp).__name__}: params: expected shape ({batch}, {2 * k2}), got {tuple(params.shape)}")
-    points = _normalised_points(dst_size, warp.align_corners, params)
-    control = _control_grid(warp.tps_side, params.device).to(params.dtype)[0]  # (K, 2)
-    kernel = _kernel((points.unsqueeze(1) - control.unsqueeze(0)).square().sum(-1))  # (N, K)
-    basis = torch.cat([kernel, torch.ones_like(points[:, :1]), points], dim=1)  # (N, K + 3)
-    # Weights and affine part are linear in the targets: (K + 3, K) @ (B, K, 2).
-    coefficients = inverse[:, :k2] @ params.reshape(batch, k2, 2)
-    source = basis @ coefficients  # (B, N, 2)
-    return _to_pixels(source, src_size, warp.align_corners).reshape(batch, dst_size[0], dst_size[1], 2)
-
-
-def _tps_system_inverse(k: int) -> torch.Tensor:
-    """``(K + 3, K + 3)`` inverse of the TPS system ``[[U, P], [P^T, 0]]`` for the ``k x k`` control grid."""
-    control = _control_grid(k, None)[0]
-    kernel = _kernel((control.unsqueeze(1) - control.unsqueeze(0)).square().sum(-1))
-    poly = torch.cat([torch.ones_like(control[:, :1]), control], dim=1)
-    system = torch.cat(
-        [torch.cat([kernel, poly], dim=1), torch.cat([poly.T, poly.new_zeros(3, 3)], dim=1)], dim=0
-    )
-    return torch.linalg.inv(system)
-
-
-# Built-in families whose from_params(...).grid(...) has a closed form; any other family uses from_params.
-_CLOSED_FORM: dict[type[Transform], Callable[..., torch.Tensor]] = {
-    Affine: _matrix_grid,
-    Projective: _matrix_grid,
-    ThinPlateSpline: _tps_grid,
-}

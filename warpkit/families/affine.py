@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import Transform
-from .._checks import as_float_tensor, check_batch_size, check_size
-from .._coords import matrix_to_theta, theta_to_matrix
+from .._checks import as_float_tensor, check_batch_size, check_sizes
+from .._coords import matrix_to_theta, theta_grid, theta_to_matrix
 from .._errors import ShapeError
 from ._matrix import check_spread, checked_inverse, correspondences
 
@@ -85,18 +85,18 @@ class Affine(Transform):
     @classmethod
     def from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> Affine:
         """From ``(B, 6)`` torch ``theta`` (``F.affine_grid``'s, flattened) for the given sizes ``(H, W)``."""
-        p = as_float_tensor(params, "params")
-        if p.ndim != 2 or p.shape[1] != 6:
-            raise ShapeError(f"params: expected shape (B, 6), got {tuple(p.shape)}")
-        src_size = check_size(src_size, "src_size")
-        dst_size = src_size if dst_size is None else check_size(dst_size, "dst_size")
-        theta = torch.cat([p.reshape(-1, 2, 3), _last_row(p)], dim=1)
-        return cls(theta_to_matrix(theta, src_size, dst_size, align_corners)[:, :2])
+        src_size, dst_size = check_sizes(src_size, dst_size)
+        return cls(theta_to_matrix(_theta(params), src_size, dst_size, align_corners)[:, :2])
+
+    @classmethod
+    def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
+        """``(B, H_out, W_out, 2)``: exactly ``F.affine_grid(theta)``, in pixel coordinates."""
+        src_size, dst_size = check_sizes(src_size, dst_size)
+        return theta_grid(_theta(params), src_size, dst_size, align_corners)
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         """``(B, 6)`` torch ``theta`` that makes ``F.affine_grid`` + ``grid_sample`` do this warp."""
-        src_size = check_size(src_size, "src_size")
-        dst_size = src_size if dst_size is None else check_size(dst_size, "dst_size")
+        src_size, dst_size = check_sizes(src_size, dst_size)
         return matrix_to_theta(self.matrix, src_size, dst_size, align_corners)[:, :2].reshape(-1, 6)
 
     @classmethod
@@ -104,7 +104,10 @@ class Affine(Transform):
         return torch.eye(2, 3, dtype=dtype, device=device).reshape(1, 6).repeat(batch_size, 1)
 
 
-def _last_row(params: torch.Tensor) -> torch.Tensor:
-    row = params.new_zeros(params.shape[0], 1, 3)
-    row[..., 2] = 1
-    return row
+def _theta(params) -> torch.Tensor:
+    """``(B, 6)`` parameters as ``(B, 3, 3)`` theta."""
+    p = as_float_tensor(params, "params")
+    if p.ndim != 2 or p.shape[1] != 6:
+        raise ShapeError(f"params: expected shape (B, 6), got {tuple(p.shape)}")
+    row = torch.tensor([[[0.0, 0.0, 1.0]]], dtype=p.dtype, device=p.device).expand(p.shape[0], 1, 3)
+    return torch.cat([p.reshape(-1, 2, 3), row], dim=1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import Transform
-from .._checks import as_float_tensor, check_batch_size, check_size
-from .._coords import apply_matrix, matrix_to_theta, theta_to_matrix
+from .._checks import as_float_tensor, check_batch_size, check_sizes
+from .._coords import apply_matrix, matrix_to_theta, theta_grid, theta_to_matrix
 from .._errors import DegenerateInputError, ShapeError
 from ._matrix import checked_inverse, correspondences, point_normalizer
 
@@ -88,23 +88,31 @@ class Projective(Transform):
     @classmethod
     def from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> Projective:
         """From ``(B, 8)`` normalised destination -> source matrices (row-major, last entry 1 left out)."""
-        p = as_float_tensor(params, "params")
-        if p.ndim != 2 or p.shape[1] != 8:
-            raise ShapeError(f"params: expected shape (B, 8), got {tuple(p.shape)}")
-        src_size = check_size(src_size, "src_size")
-        dst_size = src_size if dst_size is None else check_size(dst_size, "dst_size")
-        theta = torch.cat([p, torch.ones_like(p[:, :1])], dim=1).reshape(-1, 3, 3)
-        return cls(theta_to_matrix(theta, src_size, dst_size, align_corners))
+        src_size, dst_size = check_sizes(src_size, dst_size)
+        return cls(theta_to_matrix(_theta(params), src_size, dst_size, align_corners))
+
+    @classmethod
+    def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
+        """``(B, H_out, W_out, 2)``: the normalised matrix applied to the destination pixels, no inverse."""
+        src_size, dst_size = check_sizes(src_size, dst_size)
+        return theta_grid(_theta(params), src_size, dst_size, align_corners)
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
-        src_size = check_size(src_size, "src_size")
-        dst_size = src_size if dst_size is None else check_size(dst_size, "dst_size")
+        src_size, dst_size = check_sizes(src_size, dst_size)
         theta = matrix_to_theta(self._m, src_size, dst_size, align_corners)
         return (theta / _last_entry(theta)).reshape(-1, 9)[:, :8]
 
     @classmethod
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
         return torch.eye(3, dtype=dtype, device=device).reshape(1, 9)[:, :8].repeat(batch_size, 1)
+
+
+def _theta(params) -> torch.Tensor:
+    """``(B, 8)`` parameters as ``(B, 3, 3)`` theta with last entry 1."""
+    p = as_float_tensor(params, "params")
+    if p.ndim != 2 or p.shape[1] != 8:
+        raise ShapeError(f"params: expected shape (B, 8), got {tuple(p.shape)}")
+    return torch.cat([p, torch.ones_like(p[:, :1])], dim=1).reshape(-1, 3, 3)
 
 
 def _last_entry(h: torch.Tensor) -> torch.Tensor:

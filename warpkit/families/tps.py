@@ -14,13 +14,15 @@ source, so that ``grid`` is native. The spline lives in a frame: ``pre`` takes p
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
 
 import torch
 
 from .._base import Transform
-from .._checks import as_float_tensor, check_batch_size, check_size
-from .._coords import apply_matrix, normalization_matrix
+from .._checks import as_float_tensor, check_batch_size, check_sizes
+from .._coords import apply_matrix, normalization_matrix, pixel_grid
 from .._errors import ConvergenceWarning, DegenerateInputError, ShapeError
 from ._matrix import check_spread, correspondences
 
@@ -99,30 +101,37 @@ class ThinPlateSpline(Transform):
         the destination (normalised, ``[-1, 1]``, row-major, ``(x, y)`` pairs) reads the source
         (normalised). The identity is the control grid itself.
         """
-        p = as_float_tensor(params, "params")
-        k = int(round((p.shape[-1] / 2) ** 0.5)) if p.ndim == 2 else 0
-        if p.ndim != 2 or k < 2 or 2 * k * k != p.shape[1]:
-            raise ShapeError(f"params: expected shape (B, 2 * k * k) for a k x k control grid, k >= 2, got {tuple(p.shape)}")
-        src_size = check_size(src_size, "src_size")
-        dst_size = src_size if dst_size is None else check_size(dst_size, "dst_size")
-        control = _control_grid(k, p.device).expand(p.shape[0], -1, -1)
-        targets = p.reshape(p.shape[0], k * k, 2).double()
-        ones = torch.ones(p.shape[0], k * k, dtype=torch.float64, device=p.device)
-        centres, weights, affine = _solve(control, targets, 0 * ones)
+        p, k = _check_params(params)
+        src_size, dst_size = check_sizes(src_size, dst_size)
+        coefficients = _control_coefficients(p.double(), k)
+        centres = _control_grid(k, p.device).expand(p.shape[0], -1, -1)
         pre = normalization_matrix(dst_size, align_corners, device=p.device, argument="dst_size")
-        post = torch.linalg.inv(normalization_matrix(src_size, align_corners, device=p.device, argument="src_size"))
+        post = normalization_matrix(src_size, align_corners, device=p.device, argument="src_size", inverse=True)
+        weights, affine = coefficients[:, : k * k], coefficients[:, k * k :]
         return cls(centres, weights, affine, pre=pre, post=post, forward=False, dtype=p.dtype)
+
+    @classmethod
+    def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
+        """``(B, H_out, W_out, 2)`` grid of :meth:`from_params`, in the parameters' dtype, by matmuls only."""
+        p, k = _check_params(params)
+        src_size, dst_size = check_sizes(src_size, dst_size)
+        n_dst = normalization_matrix(dst_size, align_corners, p.dtype, p.device, "dst_size")
+        to_src = normalization_matrix(src_size, align_corners, p.dtype, p.device, "src_size", inverse=True)
+        u = apply_matrix(n_dst.unsqueeze(0), pixel_grid(dst_size, p.dtype, p.device).reshape(1, -1, 2))
+        control = _control_grid(k, p.device).to(p.dtype)
+        basis = torch.cat([_kernel(_squared_distances(u, control)), torch.ones_like(u[..., :1]), u], dim=-1)
+        source = basis @ _control_coefficients(p, k)  # (B, N, 2)
+        return apply_matrix(to_src.unsqueeze(0), source).reshape(p.shape[0], dst_size[0], dst_size[1], 2)
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False, grid_size: int = 4) -> torch.Tensor:
         """``(B, 2 * grid_size**2)`` normalised source points read at the destination control grid."""
-        src_size = check_size(src_size, "src_size")
-        dst_size = src_size if dst_size is None else check_size(dst_size, "dst_size")
-        control = _control_grid(grid_size, self.centres.device).expand(self.batch_size, -1, -1)
+        src_size, dst_size = check_sizes(src_size, dst_size)
         device = self.centres.device
-        n_dst = normalization_matrix(dst_size, align_corners, device=device, argument="dst_size").expand(self.batch_size, 3, 3)
-        n_src = normalization_matrix(src_size, align_corners, device=device, argument="src_size").expand(self.batch_size, 3, 3)
-        source = self.inverse().map_points(apply_matrix(torch.linalg.inv(n_dst), control)).double()
-        return apply_matrix(n_src, source).reshape(self.batch_size, -1).to(self._dtype)
+        control = _control_grid(grid_size, device).expand(self.batch_size, -1, -1)
+        to_dst = normalization_matrix(dst_size, align_corners, device=device, argument="dst_size", inverse=True)
+        n_src = normalization_matrix(src_size, align_corners, device=device, argument="src_size")
+        source = self.inverse().map_points(apply_matrix(to_dst.expand(self.batch_size, 3, 3), control)).double()
+        return apply_matrix(n_src.expand(self.batch_size, 3, 3), source).reshape(self.batch_size, -1).to(self._dtype)
 
     @classmethod
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -225,15 +234,21 @@ def _kernel(d2: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, 0.5 * safe * torch.log(safe), torch.zeros_like(d2))
 
 
-def _solve(src: torch.Tensor, dst: torch.Tensor, smoothing: torch.Tensor):
-    """Solve the TPS system for ``(B, K, 2)`` float64 points; return centres, weights, affine."""
-    batch, k, _ = src.shape
+def _system(src: torch.Tensor, smoothing: torch.Tensor) -> torch.Tensor:
+    """``(B, K + 3, K + 3)`` TPS system ``[[U + diag(smoothing), P], [P^T, 0]]`` for ``(B, K, 2)`` centres."""
+    batch = src.shape[0]
     kernel = _kernel(_squared_distances(src, src)) + torch.diag_embed(smoothing)
     poly = torch.cat([torch.ones_like(src[..., :1]), src], dim=-1)  # (B, K, 3)
     top = torch.cat([kernel, poly], dim=2)
     bottom = torch.cat([poly.transpose(1, 2), src.new_zeros(batch, 3, 3)], dim=2)
-    system = torch.cat([top, bottom], dim=1)
-    rhs = torch.cat([dst, dst.new_zeros(batch, 3, 2)], dim=1)
+    return torch.cat([top, bottom], dim=1)
+
+
+def _solve(src: torch.Tensor, dst: torch.Tensor, smoothing: torch.Tensor):
+    """Solve the TPS system for ``(B, K, 2)`` float64 points; return centres, weights, affine."""
+    k = src.shape[1]
+    system = _system(src, smoothing)
+    rhs = torch.cat([dst, dst.new_zeros(dst.shape[0], 3, 2)], dim=1)
     # Scale rows and columns so that the conditioning test below does not depend on pixel units.
     scale = system.detach().abs().amax(dim=2).clamp_min(1e-300).rsqrt()
     scaled = scale.unsqueeze(2) * system * scale.unsqueeze(1)
@@ -247,6 +262,31 @@ def _solve(src: torch.Tensor, dst: torch.Tensor, smoothing: torch.Tensor):
         )
     solution = scale.unsqueeze(2) * torch.linalg.solve(scaled, scale.unsqueeze(2) * rhs)
     return src, solution[:, :k], solution[:, k:]
+
+
+@functools.lru_cache(maxsize=16)
+def _control_system_inverse(k: int) -> torch.Tensor:
+    """``(K + 3, K)`` float64 map from control-point targets to spline coefficients ``[w; a0; A]`` for the
+    ``k x k`` control grid. It depends only on ``k``, so it is solved once: a forward is then a matmul.
+    """
+    control = _control_grid(k, None)
+    system = _system(control, control.new_zeros(1, k * k))[0]
+    return torch.linalg.inv(system)[:, : k * k]
+
+
+def _control_coefficients(params: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, K + 3, 2)`` spline coefficients for ``(B, 2K)`` control-point targets, in their dtype."""
+    inverse = _control_system_inverse(k).to(dtype=params.dtype, device=params.device)
+    return inverse @ params.reshape(params.shape[0], k * k, 2)
+
+
+def _check_params(params) -> tuple[torch.Tensor, int]:
+    """``(B, 2 k^2)`` STN parameters and their control-grid side ``k``."""
+    p = as_float_tensor(params, "params")
+    k = math.isqrt(int(p.shape[-1]) // 2) if p.ndim == 2 else 0  # int(): a traced shape is a tensor
+    if p.ndim != 2 or k < 2 or 2 * k * k != p.shape[1]:
+        raise ShapeError(f"params: expected shape (B, 2 * k * k) for a k x k control grid, k >= 2, got {tuple(p.shape)}")
+    return p, k
 
 
 def _control_grid(k: int, device) -> torch.Tensor:
