@@ -14,7 +14,6 @@ source, so that ``grid`` is native. The spline lives in a frame: ``pre`` takes p
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 
@@ -264,14 +263,19 @@ def _solve(src: torch.Tensor, dst: torch.Tensor, smoothing: torch.Tensor):
     return src, solution[:, :k], solution[:, k:]
 
 
-@functools.lru_cache(maxsize=16)
+_CONTROL_INVERSES: dict[int, torch.Tensor] = {}  # a plain dict: dynamo sees through it (not lru_cache)
+
+
 def _control_system_inverse(k: int) -> torch.Tensor:
     """``(K + 3, K)`` float64 map from control-point targets to spline coefficients ``[w; a0; A]`` for the
     ``k x k`` control grid. It depends only on ``k``, so it is solved once: a forward is then a matmul.
     """
-    control = _control_grid(k, None)
-    system = _system(control, control.new_zeros(1, k * k))[0]
-    return torch.linalg.inv(system)[:, : k * k]
+    inverse = _CONTROL_INVERSES.get(k)
+    if inverse is None:
+        control = _control_grid(k, None)
+        system = _system(control, control.new_zeros(1, k * k))[0]
+        inverse = _CONTROL_INVERSES[k] = torch.linalg.inv(system)[:, : k * k]
+    return inverse
 
 
 def _control_coefficients(params: torch.Tensor, k: int) -> torch.Tensor:
