@@ -271,3 +271,18 @@ def test_demo_reads_mnist_idx_files(tmp_path):
     images, labels = load_digits(images_file)
     assert torch.equal(images[:, 0], torch.from_numpy(pixels).float() / 255)
     assert labels.tolist() == [7, 0, 9]
+
+
+def test_spatial_transformer_with_a_plugin_family_matches_affine_grid():
+    # a plugin family through the module: attention's parameters are the STN paper's theta (s, tx, ty)
+    if "attention" not in wk.families():
+        pytest.skip("warpkit-similarity is not installed")
+    warp = wk.nn.Warp("attention")
+    image = torch.rand(2, 3, 12, 16, dtype=torch.float64)
+    params = torch.tensor([[0.8, 0.1, -0.2], [1.1, -0.05, 0.3]], dtype=torch.float64)
+    theta = torch.zeros(2, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0] = theta[:, 1, 1] = params[:, 0]
+    theta[:, :, 2] = params[:, 1:]
+    grid = torch.nn.functional.affine_grid(theta, (2, 3, 12, 16), align_corners=False)
+    expected = torch.nn.functional.grid_sample(image, grid, align_corners=False)
+    torch.testing.assert_close(warp(image, params), expected, atol=1e-9, rtol=0)

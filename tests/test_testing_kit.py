@@ -60,6 +60,14 @@ class WrongShape(wk.Affine):
         return super().map_points(points)[:, :1]
 
 
+class WrongParamsGrid(wk.Affine):
+    name = "wrong_params_grid"
+
+    @classmethod
+    def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners=False):
+        return super().grid_from_params(params, src_size, dst_size, align_corners=align_corners) + 0.5
+
+
 class RaisesEverywhere(wk.Affine):
     name = "raises"
 
@@ -72,7 +80,8 @@ class RaisesEverywhere(wk.Affine):
     [
         (WrongInverse, {"inverse", "points_vs_grid", "composition"}),
         (DetachedGrid, {"gradients"}),
-        (ShiftedGrid, {"points_vs_grid"}),
+        (ShiftedGrid, {"points_vs_grid", "params_grid"}),
+        (WrongParamsGrid, {"params_grid"}),
         (NaNPoints, {"contract", "identity", "inverse", "estimation"}),
         (WrongShape, {"contract"}),
         (RaisesEverywhere, {"contract", "identity", "inverse", "composition"}),

@@ -91,6 +91,8 @@ class Affine(Transform):
     @classmethod
     def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         """``(B, H_out, W_out, 2)``: exactly ``F.affine_grid(theta)``, in pixel coordinates."""
+        if cls.from_params.__func__ is not Affine.from_params.__func__:  # a subclass with its own parameters
+            return super().grid_from_params(params, src_size, dst_size, align_corners=align_corners)
         src_size, dst_size = check_sizes(src_size, dst_size)
         return theta_grid(_theta(params), src_size, dst_size, align_corners)
 

@@ -94,6 +94,8 @@ class Projective(Transform):
     @classmethod
     def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         """``(B, H_out, W_out, 2)``: the normalised matrix applied to the destination pixels, no inverse."""
+        if cls.from_params.__func__ is not Projective.from_params.__func__:  # a subclass with its own parameters
+            return super().grid_from_params(params, src_size, dst_size, align_corners=align_corners)
         src_size, dst_size = check_sizes(src_size, dst_size)
         return theta_grid(_theta(params), src_size, dst_size, align_corners)
 

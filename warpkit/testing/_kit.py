@@ -18,7 +18,7 @@ import torch
 
 from .._base import Transform
 from .._coords import pixel_grid
-from .._errors import WarpkitError
+from .._errors import ShapeError, WarpkitError
 from .._registry import get_family
 from .._warp import warp
 
@@ -209,6 +209,24 @@ def check_points_vs_grid(family):
     return _max(back - _centres(2)), GEOMETRY_TOLERANCE
 
 
+def check_params_grid(family):
+    """``grid_from_params`` (what ``warpkit.nn`` reads) equals ``from_params(...).grid(...)``, both frames."""
+    params = example_params(family, 2)
+    error, sizes = 0.0, [SIZE, (SIZE[0] - 5, SIZE[1] + 3)]
+    for dst_size in sizes:
+        for align_corners in (False, True):
+            try:
+                built = family.from_params(params, SIZE, dst_size, align_corners=align_corners).grid(dst_size)
+            except ShapeError:
+                if dst_size == SIZE:
+                    raise
+                sizes = sizes[:1]  # the family keeps the image size (lens, elastic): checked at SIZE only
+                break
+            closed = family.grid_from_params(params, SIZE, dst_size, align_corners=align_corners)
+            error = max(error, _max(closed - built))
+    return error, GEOMETRY_TOLERANCE, f"output sizes {sizes}"
+
+
 def check_inverse(family):
     """``inverse()`` undoes the transform, and ``inverse().inverse()`` is the transform."""
     t = example(family, 2)
@@ -364,7 +382,7 @@ def check_compile(family):
         params = example_params(family, 2, torch.float32)
 
         def function(x):
-            return family.from_params(x, (6, 7)).grid((6, 7))
+            return family.grid_from_params(x, (6, 7))
 
         argument = params
     else:
@@ -444,6 +462,7 @@ CHECKS: dict[str, Callable] = {
     "contract": check_contract,
     "identity": check_identity,
     "points_vs_grid": check_points_vs_grid,
+    "params_grid": check_params_grid,
     "inverse": check_inverse,
     "composition": check_composition,
     "estimation": check_estimation,

@@ -44,6 +44,9 @@ class FamilyTests:
     def test_points_vs_grid(self):
         self._check("points_vs_grid")
 
+    def test_params_grid(self):
+        self._check("params_grid")
+
     def test_inverse(self):
         self._check("inverse")
 
