@@ -1,8 +1,8 @@
 """Fast CPU sampler backend: fused numba kernels behind :func:`warpkit.sample` and :func:`warpkit.warp`.
 
 The backend is chosen automatically when it applies: CPU tensors, a floating image, numba installed
-(``pip install warpkit[fast]``), no tracing, ONNX export, ``torch.compile`` or functorch transform under
-way, and no gradient wanted for ``fill``. Everything else goes to the pure-torch reference sampler, which
+(``pip install warpkit[fast]``), no tracing, ONNX export or functorch transform under way, and no
+gradient wanted for ``fill``. Under ``torch.compile`` the kernels run as custom ops (see ``_autograd``). Everything else goes to the pure-torch reference sampler, which
 stays the definition of the results. ``WARPKIT_BACKEND=reference`` forces the reference everywhere.
 
 numba is imported on the first fast call, not at ``import warpkit``.
@@ -61,8 +61,8 @@ def fast_sample(
 
 
 def _context_allows() -> bool:
-    """Cheap checks first: under torch.compile this is all dynamo traces before taking the reference path."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting():
+    """Tracing and ONNX export need the pure-torch path. torch.compile sees the kernels as custom ops."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
         return False
     return enabled() and not torch.onnx.is_in_onnx_export()
 
@@ -72,7 +72,9 @@ def _applies(image: torch.Tensor, coords: torch.Tensor, fill: torch.Tensor, out_
         return False
     if image.shape[0] == 0 or image.shape[-1] == 0 or image.shape[-2] == 0 or out_elements == 0 or fill.requires_grad:
         return False
-    # functorch transforms (vmap, grad) wrap tensors; a plain autograd.Function cannot see through them
+    if torch.compiler.is_compiling():
+        return True  # dynamo's tensors: the custom op's fake implementation serves them
+    # functorch transforms (vmap, grad) wrap tensors; the custom ops have no batching rule for them
     is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
     return not (is_wrapped(image) or is_wrapped(coords))
 

@@ -24,63 +24,96 @@ def fast_sample(
     grid or, with ``use_matrix``, ``(Bm, 3, 3)`` destination -> source matrices, same dtype; ``fill`` ``(C,)``
     (no gradient). Returns ``(B, C, H_out, W_out)``, channels-last when ``image`` is.
     """
-    return _Sample.apply(image, coords, use_matrix, size, _kernels.MODES[mode], _kernels.PADDINGS[pad], fill)
+    return _forward_op(image, coords, use_matrix, size[0], size[1], _kernels.MODES[mode], _kernels.PADDINGS[pad],
+                       fill)
 
 
-class _Sample(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, image, coords, use_matrix, size, mode, pad, fill):
-        ctx.save_for_backward(image, coords, fill)
-        ctx.options = (use_matrix, size, mode, pad)
-        image, coords, fill = image.detach(), coords.detach().contiguous(), fill.detach().contiguous()
-        batch = max(image.shape[0], coords.shape[0])
-        channels = image.shape[1]
-        channels_last = _is_channels_last(image)
-        out = torch.empty((batch, channels) + tuple(size), dtype=image.dtype,
-                          memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        img, istr = _flat(image)
-        flat_out, ostr = _flat(out)
-        grid, mat = _coord_arrays(coords, use_matrix)
-        _kernels.forward(img, istr, image.shape[0], channels, image.shape[2], image.shape[3], grid, mat, use_matrix,
-                         batch, size[0], size[1], mode, pad, fill.numpy(), flat_out, ostr, _chunk(batch * size[0]))
-        return out
+# Custom ops (torch.library): autograd, torch.compile (through the fake implementations) and gradcheck
+# all see one opaque, registered operation instead of Python calls into numba.
+@torch.library.custom_op("warpkit::fast_sample", mutates_args=())
+def _forward_op(image: torch.Tensor, coords: torch.Tensor, use_matrix: bool, out_h: int, out_w: int, mode: int,
+                pad: int, fill: torch.Tensor) -> torch.Tensor:
+    coords, fill = coords.contiguous(), fill.contiguous()
+    batch, channels = max(image.shape[0], coords.shape[0]), image.shape[1]
+    out = _empty_output(image, batch, channels, out_h, out_w)
+    img, istr = _flat(image)
+    flat_out, ostr = _flat(out)
+    grid, mat = _coord_arrays(coords, use_matrix)
+    _kernels.forward(img, istr, image.shape[0], channels, image.shape[2], image.shape[3], grid, mat, use_matrix,
+                     batch, out_h, out_w, mode, pad, fill.numpy(), flat_out, ostr, _chunk(batch * out_h))
+    return out
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        image, coords, fill = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            # create_graph=True: the gradients must be differentiable again, so take them through the
-            # reference sampler (recomputed here); the kernels serve plain first-order backward
-            return _reference_backward(ctx, image, coords, fill, grad_out) + (None,) * 5
-        use_matrix, size, mode, pad = ctx.options
-        image, coords, fill = image.detach(), coords.detach().contiguous(), fill.detach().contiguous()
-        in_batch, channels, height, width = image.shape
-        batch = grad_out.shape[0]
-        want_image, want_coords = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        # tasks own (image, channel block) planes: enough blocks to give every thread work
-        blocks = min(channels, max(1, -(-2 * numba.get_num_threads() // in_batch)))
-        gout, gstr = _flat(grad_out)
-        img, istr = _flat(image)
-        grid, mat = _coord_arrays(coords, use_matrix)
-        grad_image = image.new_zeros(in_batch, channels, height, width) if want_image else image.new_zeros(1)
-        slots = blocks if want_coords else 1
-        grad_grid = image.new_empty((slots, batch, size[0], size[1], 2) if want_coords and not use_matrix else
-                                    (1, 1, 1, 1, 2))
-        grad_mat = torch.empty((slots, batch, 9) if want_coords and use_matrix else (1, 1, 9), dtype=torch.float64)
-        _kernels.backward(gout, gstr, img, istr, grad_image.reshape(-1).numpy(), in_batch, channels, height, width,
-                          grid, mat, use_matrix, batch, size[0], size[1], mode, pad, fill.numpy(), blocks,
-                          want_image, want_coords, grad_grid.numpy(), grad_mat.numpy())
-        grad_coords = None
-        if want_coords:
-            parts = grad_mat.reshape(slots, batch, 3, 3) if use_matrix else grad_grid
-            grad_coords = parts[0]
-            for k in range(1, slots):  # a fixed order: bitwise reproducible
-                grad_coords = grad_coords + parts[k]
-            grad_coords = grad_coords.to(coords.dtype)
-            if coords.shape[0] == 1 and batch > 1:
-                grad_coords = grad_coords.sum(0, keepdim=True)
-        grad_image = grad_image if want_image else None
-        return grad_image, grad_coords, None, None, None, None, None
+
+@_forward_op.register_fake
+def _(image, coords, use_matrix, out_h, out_w, mode, pad, fill):
+    return _empty_output(image, max(image.shape[0], coords.shape[0]), image.shape[1], out_h, out_w)
+
+
+@torch.library.custom_op("warpkit::fast_sample_backward", mutates_args=())
+def _backward_op(grad_out: torch.Tensor, image: torch.Tensor, coords: torch.Tensor, fill: torch.Tensor,
+                 use_matrix: bool, out_h: int, out_w: int, mode: int, pad: int, want_image: bool,
+                 want_coords: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients for ``image`` and ``coords`` (an empty tensor for one not wanted)."""
+    coords, fill = coords.contiguous(), fill.contiguous()
+    in_batch, channels, height, width = image.shape
+    batch = grad_out.shape[0]
+    # tasks own (image, channel block) planes: enough blocks to give every thread work
+    blocks = min(channels, max(1, -(-2 * numba.get_num_threads() // in_batch)))
+    gout, gstr = _flat(grad_out)
+    img, istr = _flat(image)
+    grid, mat = _coord_arrays(coords, use_matrix)
+    grad_image = image.new_zeros(in_batch, channels, height, width) if want_image else image.new_zeros(1)
+    slots = blocks if want_coords else 1
+    grad_grid = image.new_empty((slots, batch, out_h, out_w, 2) if want_coords and not use_matrix else
+                                (1, 1, 1, 1, 2))
+    grad_mat = torch.empty((slots, batch, 9) if want_coords and use_matrix else (1, 1, 9), dtype=torch.float64)
+    _kernels.backward(gout, gstr, img, istr, grad_image.reshape(-1).numpy(), in_batch, channels, height, width,
+                      grid, mat, use_matrix, batch, out_h, out_w, mode, pad, fill.numpy(), blocks,
+                      want_image, want_coords, grad_grid.numpy(), grad_mat.numpy())
+    if not want_coords:
+        return (grad_image if want_image else image.new_empty(0)), coords.new_empty(0)
+    parts = grad_mat.reshape(slots, batch, 3, 3) if use_matrix else grad_grid
+    grad_coords = parts[0]
+    for k in range(1, slots):  # a fixed order: bitwise reproducible
+        grad_coords = grad_coords + parts[k]
+    grad_coords = grad_coords.to(coords.dtype)
+    if coords.shape[0] == 1 and batch > 1:
+        grad_coords = grad_coords.sum(0, keepdim=True)
+    return (grad_image if want_image else image.new_empty(0)), grad_coords
+
+
+@_backward_op.register_fake
+def _(grad_out, image, coords, fill, use_matrix, out_h, out_w, mode, pad, want_image, want_coords):
+    return (image.new_empty(image.shape) if want_image else image.new_empty(0),
+            coords.new_empty(coords.shape) if want_coords else coords.new_empty(0))
+
+
+def _setup_context(ctx, inputs, output):
+    image, coords, use_matrix, out_h, out_w, mode, pad, fill = inputs
+    ctx.save_for_backward(image, coords, fill)
+    ctx.options = (use_matrix, (out_h, out_w), mode, pad)
+
+
+def _backward(ctx, grad_out):
+    image, coords, fill = ctx.saved_tensors
+    want_image, want_coords = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    if torch.is_grad_enabled():
+        # create_graph=True: the gradients must be differentiable again, so take them through the
+        # reference sampler (recomputed here); the kernels serve plain first-order backward
+        return _reference_backward(ctx, image, coords, fill, grad_out) + (None,) * 6
+    use_matrix, size, mode, pad = ctx.options
+    grad_image, grad_coords = _backward_op(grad_out, image, coords, fill, use_matrix, size[0], size[1], mode, pad,
+                                           want_image, want_coords)
+    return (grad_image if want_image else None, grad_coords if want_coords else None) + (None,) * 6
+
+
+_forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _empty_output(image: torch.Tensor, batch: int, channels: int, out_h: int, out_w: int) -> torch.Tensor:
+    """``(B, C, H_out, W_out)`` in ``image``'s dtype, channels-last when ``image`` is."""
+    layout = torch.channels_last if _is_channels_last(image) else torch.contiguous_format
+    return torch.empty((batch, channels, out_h, out_w), dtype=image.dtype, device=image.device, memory_format=layout)
 
 
 def _reference_backward(ctx, image, coords, fill, grad_out):
