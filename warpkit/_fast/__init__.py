@@ -3,7 +3,8 @@
 The backend is chosen automatically when it applies: CPU tensors, a floating image, numba installed
 (``pip install warpkit[fast]``), no tracing, ONNX export or functorch transform under way, and no
 gradient wanted for ``fill``. Under ``torch.compile`` the kernels run as custom ops (see ``_autograd``).
-Everything else goes to the pure-torch reference sampler, which stays the definition of the results. ``WARPKIT_BACKEND=reference`` forces the reference everywhere.
+Everything else goes to the pure-torch reference sampler, which stays the definition of the results.
+``WARPKIT_BACKEND=reference`` forces the reference everywhere.
 
 numba is imported on the first fast call, not at ``import warpkit``.
 """
