@@ -33,7 +33,8 @@ def fast_sample(
 @torch.library.custom_op("warpkit::fast_sample", mutates_args=())
 def _forward_op(image: torch.Tensor, coords: torch.Tensor, use_matrix: bool, out_h: int, out_w: int, mode: int,
                 pad: int, fill: torch.Tensor) -> torch.Tensor:
-    coords, fill = coords.contiguous(), fill.contiguous()
+    # detached: numpy views of tensors that require grad warn (autograd is handled by register_autograd)
+    image, coords, fill = image.detach(), coords.detach().contiguous(), fill.detach().contiguous()
     batch, channels = max(image.shape[0], coords.shape[0]), image.shape[1]
     out = _empty_output(image, batch, channels, out_h, out_w)
     img, istr = _flat(image)
@@ -54,7 +55,8 @@ def _backward_op(grad_out: torch.Tensor, image: torch.Tensor, coords: torch.Tens
                  use_matrix: bool, out_h: int, out_w: int, mode: int, pad: int, want_image: bool,
                  want_coords: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients for ``image`` and ``coords`` (an empty tensor for one not wanted)."""
-    coords, fill = coords.contiguous(), fill.contiguous()
+    grad_out, image = grad_out.detach(), image.detach()
+    coords, fill = coords.detach().contiguous(), fill.detach().contiguous()
     in_batch, channels, height, width = image.shape
     batch = grad_out.shape[0]
     # tasks own (image, channel block) planes: enough blocks to give every thread work

@@ -287,9 +287,26 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                         out[o + j * ow] = top + ty * (bottom - top)
                 unit = sw == 1 and ow == 1  # then fill is already written
                 for j in range(out_w):
-                    if kind[j] == 2:
-                        _slow_forward(img, base, sc, sh, sw, channels, height, width, float(px[j]), float(py[j]),
-                                      mode, pad, fill, out, orow + j * ow, oc, tap_i, tap_w)
+                    if kind[j] == 2:  # bilinear taps straddling the border, inline: a call with arrays is slow
+                        x = min(max(float(px[j]), -_LIMIT), _LIMIT)
+                        y = min(max(float(py[j]), -_LIMIT), _LIMIT)
+                        x0, y0 = np.floor(x), np.floor(y)
+                        tx, ty = x - x0, y - y0
+                        kx, ky = np.int64(x0), np.int64(y0)
+                        c0, c1 = _border(kx, width, pad), _border(kx + 1, width, pad)
+                        r0, r1 = _border(ky, height, pad), _border(ky + 1, height, pad)
+                        w00 = (1.0 - ty) * (1.0 - tx) if r0 >= 0 and c0 >= 0 else 0.0
+                        w01 = (1.0 - ty) * tx if r0 >= 0 and c1 >= 0 else 0.0
+                        w10 = ty * (1.0 - tx) if r1 >= 0 and c0 >= 0 else 0.0
+                        w11 = ty * tx if r1 >= 0 and c1 >= 0 else 0.0
+                        rest = 1.0 - (w00 + w01 + w10 + w11)  # the share of fill (zeros / constant)
+                        r0, r1, c0, c1 = max(r0, 0), max(r1, 0), max(c0, 0), max(c1, 0)  # weight 0 where -1
+                        o = orow + j * ow
+                        for c in range(channels):
+                            q = base + c * sc
+                            value = (w00 * img[q + r0 * sh + c0 * sw] + w01 * img[q + r0 * sh + c1 * sw]
+                                     + w10 * img[q + r1 * sh + c0 * sw] + w11 * img[q + r1 * sh + c1 * sw])
+                            out[o + c * oc] = value + fill[c] * rest
                     elif kind[j] == 1 and not unit:
                         for c in range(channels):
                             out[orow + j * ow + c * oc] = fill[c]
@@ -416,10 +433,41 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                                 dxs[j] += gv * (uy * (v01 - v00) + ty * (v11 - v10))
                                 dys[j] += gv * (ux * (v10 - v00) + tx * (v11 - v01))
                     for j in range(out_w):
-                        if not inside[j] and not _reads_only_fill(float(px[j]), float(py[j]), width, height, pad):
-                            dxs[j], dys[j] = _slow_backward(gout, grow + j * gw, gc, img, base, sc, sh, sw, grad, gbase,
-                                                            c0, c1, height, width, float(px[j]), float(py[j]), mode,
-                                                            pad, fill, want_image, want_coords, tap_i, tap_w)
+                        xr, yr = float(px[j]), float(py[j])
+                        if inside[j] or _reads_only_fill(xr, yr, width, height, pad):
+                            continue
+                        # bilinear taps straddling the border, inline (a call with arrays is slow); as
+                        # _slow_backward: taps outside (-1) weigh 0, the clamp passes gradient inside only
+                        mx = 1.0 if abs(xr) <= _LIMIT else 0.0
+                        my = 1.0 if abs(yr) <= _LIMIT else 0.0
+                        x, y = min(max(xr, -_LIMIT), _LIMIT), min(max(yr, -_LIMIT), _LIMIT)
+                        x0, y0 = np.floor(x), np.floor(y)
+                        tx, ty = x - x0, y - y0
+                        col0, col1 = _border(np.int64(x0), width, pad), _border(np.int64(x0) + 1, width, pad)
+                        row0, row1 = _border(np.int64(y0), height, pad), _border(np.int64(y0) + 1, height, pad)
+                        wx0, wx1 = (1.0 - tx if col0 >= 0 else 0.0), (tx if col1 >= 0 else 0.0)
+                        wy0, wy1 = (1.0 - ty if row0 >= 0 else 0.0), (ty if row1 >= 0 else 0.0)
+                        dx0, dx1 = (-mx if col0 >= 0 else 0.0), (mx if col1 >= 0 else 0.0)
+                        dy0, dy1 = (-my if row0 >= 0 else 0.0), (my if row1 >= 0 else 0.0)
+                        col0, col1, row0, row1 = max(col0, 0), max(col1, 0), max(row0, 0), max(row1, 0)
+                        gx, gy = 0.0, 0.0
+                        for c in range(c0, c1):
+                            gv = gout[grow + j * gw + c * gc]
+                            if want_image:
+                                pb = gbase + c * plane
+                                grad[pb + row0 * width + col0] += gv * (wy0 * wx0)
+                                grad[pb + row0 * width + col1] += gv * (wy0 * wx1)
+                                grad[pb + row1 * width + col0] += gv * (wy1 * wx0)
+                                grad[pb + row1 * width + col1] += gv * (wy1 * wx1)
+                            if want_coords:  # out = fill + sum(w * (v - fill)) over the taps inside
+                                q, f = base + c * sc, fill[c]
+                                v00 = img[q + row0 * sh + col0 * sw] - f
+                                v01 = img[q + row0 * sh + col1 * sw] - f
+                                v10 = img[q + row1 * sh + col0 * sw] - f
+                                v11 = img[q + row1 * sh + col1 * sw] - f
+                                gx += gv * (wy0 * (dx0 * v00 + dx1 * v01) + wy1 * (dx0 * v10 + dx1 * v11))
+                                gy += gv * (dy0 * (wx0 * v00 + wx1 * v01) + dy1 * (wx0 * v10 + wx1 * v11))
+                        dxs[j], dys[j] = gx, gy
                 else:
                     for j in range(out_w):
                         if affine:
