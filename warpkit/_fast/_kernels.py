@@ -127,6 +127,20 @@ def _reads_only_fill(x, y, width, height, pad):
 
 
 @njit(**_OPTIONS)
+def _straddle_taps(x, y, width, height, pad):
+    """Bilinear taps of a finite point whose 2x2 taps may leave the image: rows ``r0, r1`` and columns
+    ``c0, c1`` mapped like ``cv2.borderInterpolate`` (-1: outside with zeros/constant) and the fractions
+    ``tx, ty``. Scalars only, so the call costs nothing (no array reference counts)."""
+    x = min(max(x, -_LIMIT), _LIMIT)
+    y = min(max(y, -_LIMIT), _LIMIT)
+    x0, y0 = np.floor(x), np.floor(y)
+    kx, ky = np.int64(x0), np.int64(y0)
+    r0, r1 = _border(ky, height, pad), _border(ky + 1, height, pad)
+    c0, c1 = _border(kx, width, pad), _border(kx + 1, width, pad)
+    return r0, r1, c0, c1, x - x0, y - y0
+
+
+@njit(**_OPTIONS)
 def _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc, tap_i, tap_w):
     """One output pixel (all channels) whose taps may leave the image or whose point is not finite."""
     if _reads_only_fill(x, y, width, height, pad):
@@ -288,13 +302,7 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                 unit = sw == 1 and ow == 1  # then fill is already written
                 for j in range(out_w):
                     if kind[j] == 2:  # bilinear taps straddling the border, inline: a call with arrays is slow
-                        x = min(max(float(px[j]), -_LIMIT), _LIMIT)
-                        y = min(max(float(py[j]), -_LIMIT), _LIMIT)
-                        x0, y0 = np.floor(x), np.floor(y)
-                        tx, ty = x - x0, y - y0
-                        kx, ky = np.int64(x0), np.int64(y0)
-                        c0, c1 = _border(kx, width, pad), _border(kx + 1, width, pad)
-                        r0, r1 = _border(ky, height, pad), _border(ky + 1, height, pad)
+                        r0, r1, c0, c1, tx, ty = _straddle_taps(float(px[j]), float(py[j]), width, height, pad)
                         w00 = (1.0 - ty) * (1.0 - tx) if r0 >= 0 and c0 >= 0 else 0.0
                         w01 = (1.0 - ty) * tx if r0 >= 0 and c1 >= 0 else 0.0
                         w10 = ty * (1.0 - tx) if r1 >= 0 and c0 >= 0 else 0.0
@@ -440,11 +448,7 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                         # _slow_backward: taps outside (-1) weigh 0, the clamp passes gradient inside only
                         mx = 1.0 if abs(xr) <= _LIMIT else 0.0
                         my = 1.0 if abs(yr) <= _LIMIT else 0.0
-                        x, y = min(max(xr, -_LIMIT), _LIMIT), min(max(yr, -_LIMIT), _LIMIT)
-                        x0, y0 = np.floor(x), np.floor(y)
-                        tx, ty = x - x0, y - y0
-                        col0, col1 = _border(np.int64(x0), width, pad), _border(np.int64(x0) + 1, width, pad)
-                        row0, row1 = _border(np.int64(y0), height, pad), _border(np.int64(y0) + 1, height, pad)
+                        row0, row1, col0, col1, tx, ty = _straddle_taps(xr, yr, width, height, pad)
                         wx0, wx1 = (1.0 - tx if col0 >= 0 else 0.0), (tx if col1 >= 0 else 0.0)
                         wy0, wy1 = (1.0 - ty if row0 >= 0 else 0.0), (ty if row1 >= 0 else 0.0)
                         dx0, dx1 = (-mx if col0 >= 0 else 0.0), (mx if col1 >= 0 else 0.0)
