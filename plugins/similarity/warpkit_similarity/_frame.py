@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import torch
 
-from warpkit._checks import as_float_tensor, check_size
+from warpkit._checks import as_float_tensor
 from warpkit._errors import ShapeError
 
-__all__ = ["centre_and_half", "check_params", "params_to_matrix", "matrix_to_linear", "sizes"]
-
-
-def sizes(src_size, dst_size):
-    src = check_size(src_size, "src_size")
-    return src, src if dst_size is None else check_size(dst_size, "dst_size")
+__all__ = ["centre_and_half", "check_params", "params_to_matrix", "matrix_to_linear"]
 
 
 def check_params(params, count: int) -> torch.Tensor:

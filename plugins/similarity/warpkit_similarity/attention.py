@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 import warpkit as wk
+from warpkit._checks import check_sizes
 from warpkit.families._matrix import correspondences
 
-from ._frame import centre_and_half, check_params, matrix_to_linear, params_to_matrix, sizes
-from .similarity import check_spread_2
+from ._frame import centre_and_half, check_params, matrix_to_linear, params_to_matrix
+from .similarity import check_spread_2, weighted_centred
 
 __all__ = ["Attention"]
 
@@ -29,10 +30,7 @@ class Attention(wk.Affine):
         """Weighted least-squares isotropic scale and translation from ``>= 2`` correspondences."""
         s, d, w, dtype = correspondences(src, dst, weights, minimum=2)
         check_spread_2(s, w)
-        total = w.sum(1, keepdim=True).unsqueeze(-1)
-        s_mean = (w.unsqueeze(-1) * s).sum(1, keepdim=True) / total
-        d_mean = (w.unsqueeze(-1) * d).sum(1, keepdim=True) / total
-        sc, dc = s - s_mean, d - d_mean
+        s_mean, d_mean, sc, dc = weighted_centred(s, d, w)
         scale = (w * (sc * dc).sum(-1)).sum(1) / (w * sc.square().sum(-1)).sum(1)
         translation = d_mean[:, 0] - scale.unsqueeze(-1) * s_mean[:, 0]
         eye = torch.eye(2, dtype=s.dtype, device=s.device)
@@ -42,13 +40,13 @@ class Attention(wk.Affine):
     def from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> Attention:
         """From ``(B, 3)`` parameters ``(s, tx, ty)`` for source / destination sizes ``(H, W)``."""
         p = check_params(params, 3)
-        src_size, dst_size = sizes(src_size, dst_size)
+        src_size, dst_size = check_sizes(src_size, dst_size)
         ratio = _axis_ratio(p, src_size, dst_size, align_corners)
         linear = torch.diag_embed(p[:, :1] * ratio)
         return cls(params_to_matrix(linear, p[:, 1:], src_size, dst_size, align_corners))
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
-        src_size, dst_size = sizes(src_size, dst_size)
+        src_size, dst_size = check_sizes(src_size, dst_size)
         linear, t = matrix_to_linear(self.matrix, src_size, dst_size, align_corners)
         scale = (torch.diagonal(linear, dim1=1, dim2=2) / _axis_ratio(linear, src_size, dst_size, align_corners)).mean(-1)
         return torch.cat([scale.unsqueeze(-1), t], dim=1)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 import warpkit as wk
+from warpkit._checks import check_sizes
 from warpkit.families._matrix import correspondences
 
-from ._frame import check_params, matrix_to_linear, params_to_matrix, sizes
-from .similarity import check_spread_2, rotation_scale
+from ._frame import check_params, matrix_to_linear, params_to_matrix
+from .similarity import check_spread_2, rotation_scale, weighted_centred
 
 __all__ = ["Rigid"]
 
@@ -28,10 +29,7 @@ class Rigid(wk.Affine):
         """Weighted least-squares rotation and translation (2-D Procrustes) from ``>= 2`` correspondences."""
         s, d, w, dtype = correspondences(src, dst, weights, minimum=2)
         check_spread_2(s, w)
-        total = w.sum(1, keepdim=True).unsqueeze(-1)
-        s_mean = (w.unsqueeze(-1) * s).sum(1, keepdim=True) / total
-        d_mean = (w.unsqueeze(-1) * d).sum(1, keepdim=True) / total
-        sc, dc = s - s_mean, d - d_mean
+        s_mean, d_mean, sc, dc = weighted_centred(s, d, w)
         cos = (w * (sc * dc).sum(-1)).sum(1)
         sin = (w * (sc[..., 0] * dc[..., 1] - sc[..., 1] * dc[..., 0])).sum(1)
         angle = torch.atan2(sin, cos)
@@ -43,12 +41,12 @@ class Rigid(wk.Affine):
     def from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> Rigid:
         """From ``(B, 3)`` parameters ``(angle, tx, ty)`` for source / destination sizes ``(H, W)``."""
         p = check_params(params, 3)
-        src_size, dst_size = sizes(src_size, dst_size)
+        src_size, dst_size = check_sizes(src_size, dst_size)
         rotation = rotation_scale(torch.cos(p[:, 0]), torch.sin(p[:, 0]))
         return cls(params_to_matrix(rotation, p[:, 1:], src_size, dst_size, align_corners))
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
-        src_size, dst_size = sizes(src_size, dst_size)
+        src_size, dst_size = check_sizes(src_size, dst_size)
         linear, t = matrix_to_linear(self.matrix, src_size, dst_size, align_corners)
         angle = torch.atan2(linear[:, 1, 0] - linear[:, 0, 1], linear[:, 0, 0] + linear[:, 1, 1])
         return torch.cat([angle.unsqueeze(-1), t], dim=1)

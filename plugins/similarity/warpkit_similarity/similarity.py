@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 import warpkit as wk
+from warpkit._checks import check_sizes
 from warpkit.families._matrix import check_spread, correspondences
 
-from ._frame import check_params, matrix_to_linear, params_to_matrix, sizes
+from ._frame import check_params, matrix_to_linear, params_to_matrix
 
-__all__ = ["Similarity", "rotation_scale"]
+__all__ = ["Similarity", "rotation_scale", "weighted_centred"]
 
 
 def rotation_scale(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -46,11 +47,11 @@ class Similarity(wk.Affine):
     def from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> Similarity:
         """From ``(B, 4)`` parameters ``(a, b, tx, ty)`` for source / destination sizes ``(H, W)``."""
         p = check_params(params, 4)
-        src_size, dst_size = sizes(src_size, dst_size)
+        src_size, dst_size = check_sizes(src_size, dst_size)
         return cls(params_to_matrix(rotation_scale(p[:, 0], p[:, 1]), p[:, 2:], src_size, dst_size, align_corners))
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
-        src_size, dst_size = sizes(src_size, dst_size)
+        src_size, dst_size = check_sizes(src_size, dst_size)
         linear, t = matrix_to_linear(self.matrix, src_size, dst_size, align_corners)
         a = (linear[:, 0, 0] + linear[:, 1, 1]) / 2
         b = (linear[:, 1, 0] - linear[:, 0, 1]) / 2
@@ -67,3 +68,11 @@ def check_spread_2(points: torch.Tensor, weights: torch.Tensor) -> None:
     spread = ((points - centre).square().sum(-1) * weights).sum(1)
     if (spread <= 1e-18 * (1 + points.abs().amax(dim=(1, 2)) ** 2)).any():
         check_spread(points, weights)  # raises DegenerateInputError with the batch index
+
+
+def weighted_centred(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor):
+    """Weighted means ``(B, 1, 2)`` of ``(B, N, 2)`` ``src`` and ``dst``, and both point sets centred on them."""
+    total = weights.sum(1, keepdim=True).unsqueeze(-1)
+    src_mean = (weights.unsqueeze(-1) * src).sum(1, keepdim=True) / total
+    dst_mean = (weights.unsqueeze(-1) * dst).sum(1, keepdim=True) / total
+    return src_mean, dst_mean, src - src_mean, dst - dst_mean
