@@ -23,6 +23,7 @@ import torch
 from ._base import Transform
 from ._errors import WarpkitError
 from ._modes import Interpolation, Padding
+from ._opencv import cv2_options, remap, warp_matrix
 from ._registry import families as registered_families
 from ._warp import warp
 
@@ -88,7 +89,7 @@ def consistency_report(
     image: np.ndarray | None = None, size: tuple[int, int] | None = None, *, names=None, seed: int = 0
 ) -> list[Row]:
     """Compare every family (or those in ``names``) in every mode; ``image`` ``(H, W, 3)`` float32, ``size`` ``(H, W)``."""
-    import cv2
+    import cv2  # noqa: F401 - fail early (and clearly, in run_report) when OpenCV is missing
 
     try:
         import kornia.geometry.transform as kornia_transform
@@ -117,32 +118,22 @@ def consistency_report(
         for interpolation in Interpolation:
             for padding in Padding:
                 rows.append(
-                    _compare(name, tensor, image, transform, grid, matrix, family_size, interpolation, padding, cv2, kornia_transform)
+                    _compare(name, tensor, image, transform, grid, matrix, family_size, interpolation, padding, kornia_transform)
                 )
     return rows
 
 
-def _compare(name, tensor, image, transform, grid, matrix, size, interpolation, padding, cv2, kornia_transform) -> Row:
+def _compare(name, tensor, image, transform, grid, matrix, size, interpolation, padding, kornia_transform) -> Row:
     mode, pad = interpolation.value, padding.value
     try:
         ours = warp(tensor, transform, size, interpolation=mode, padding=pad, fill=FILL)[0].permute(1, 2, 0).double().numpy()
     except Exception as exc:
         return Row(name, mode, pad, None, None, None, None, False, f"{type(exc).__name__}: {exc}")
-    flags = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}[mode]
-    border = {
-        "zeros": cv2.BORDER_CONSTANT, "constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE,
-        "reflect": cv2.BORDER_REFLECT, "reflect101": cv2.BORDER_REFLECT_101, "wrap": cv2.BORDER_WRAP,
-    }[pad]
-    # a full tuple: a bare float would fill channel 0 only
-    value = tuple(FILL) + (0.0,) if pad == "constant" else (0.0,) * 4
-    dsize = (size[1], size[0])
-    cv2_refs = [cv2.remap(image, grid[..., 0].copy(), grid[..., 1].copy(), flags, borderMode=border, borderValue=value)]
+    options = cv2_options(mode, pad, FILL, channels=len(FILL))
+    cv2_refs = [remap(image, grid, options)]
     is_affine = matrix is not None and np.array_equal(matrix[2], [0.0, 0.0, 1.0])
     if matrix is not None:
-        if is_affine:
-            cv2_refs.insert(0, cv2.warpAffine(image, matrix[:2], dsize, flags=flags, borderMode=border, borderValue=value))
-        else:
-            cv2_refs.insert(0, cv2.warpPerspective(image, matrix, dsize, flags=flags, borderMode=border, borderValue=value))
+        cv2_refs.insert(0, warp_matrix(image, matrix, size, options)[0])
     diffs = [np.abs(ours - ref).max() for ref in cv2_refs]
     vs_warp, vs_remap = (diffs[0], diffs[1]) if matrix is not None else (None, diffs[0])
     vs_kornia = None

@@ -22,6 +22,7 @@ from .._base import Transform
 from .._errors import WarpkitError
 from .._io import read_image, write_image
 from .._modes import Interpolation, Padding, parse_mode
+from .._opencv import cv2_options, remap, warp_matrix
 from .._registry import get_family
 from .._warp import warp
 
@@ -265,39 +266,15 @@ def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
-_CV_INTERPOLATION = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC"}
-_CV_BORDER = {
-    "zeros": "BORDER_CONSTANT",
-    "constant": "BORDER_CONSTANT",
-    "replicate": "BORDER_REPLICATE",
-    "reflect": "BORDER_REFLECT",
-    "reflect101": "BORDER_REFLECT_101",
-    "wrap": "BORDER_WRAP",
-}
-
-
 def opencv_warp(image: np.ndarray, transform: Transform, size, interpolation, padding, fill) -> tuple[np.ndarray, str]:
     """The same warp done by OpenCV on ``image`` (``(H, W)`` or ``(H, W, C)``): warpAffine or
     warpPerspective for matrix families, remap of ``transform.grid`` otherwise. Returns the result and
     the function used."""
-    import cv2
-
     channels = 1 if image.ndim == 2 else image.shape[2]
-    value = [0.0] * 4 if padding is Padding.ZEROS else (list(fill) * channels if len(fill) == 1 else list(fill))
-    options = dict(
-        flags=getattr(cv2, _CV_INTERPOLATION[interpolation.value]),
-        borderMode=getattr(cv2, _CV_BORDER[padding.value]),
-        borderValue=tuple(value[:4]) + (0.0,) * (4 - len(value[:4])),  # a bare float fills channel 0 only
-    )
-    dsize = (size[1], size[0])
+    options = cv2_options(interpolation, padding, fill, channels)
     if transform.has_matrix:
-        matrix = transform.matrix[0].double().numpy()
-        if np.array_equal(matrix[2], [0.0, 0.0, 1.0]):
-            return cv2.warpAffine(image, matrix[:2], dsize, **options), "cv2.warpAffine"
-        return cv2.warpPerspective(image, matrix, dsize, **options), "cv2.warpPerspective"
-    grid = transform.grid(size)[0].double().numpy().astype(np.float32)
-    return cv2.remap(image, grid[..., 0], grid[..., 1], options["flags"], borderMode=options["borderMode"],
-                     borderValue=options["borderValue"]), "cv2.remap"
+        return warp_matrix(image, transform.matrix[0].double().numpy(), size, options)
+    return remap(image, transform.grid(size)[0].double().numpy(), options), "cv2.remap"
 
 
 def _compare_opencv(image, transform, size, interpolation, padding, fill, warped, result) -> None:

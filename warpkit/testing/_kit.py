@@ -19,6 +19,7 @@ import torch
 from .._base import Transform
 from .._coords import pixel_grid
 from .._errors import ShapeError, WarpkitError
+from .._opencv import cv2_options, remap, warp_matrix
 from .._registry import get_family
 from .._warp import warp
 
@@ -399,12 +400,11 @@ def check_compile(family):
     return _max(compiled(argument) - function(argument)), 1e-5, f"backend={COMPILE_BACKEND}"
 
 
-def _cv2():
+def _require_cv2() -> None:
     try:
-        import cv2  # noqa: PLC0415 - optional dependency
+        import cv2  # noqa: F401, PLC0415 - optional dependency
     except ImportError:
         raise Skip("opencv-python is not installed") from None
-    return cv2
 
 
 def _hwc(image: torch.Tensor):
@@ -415,30 +415,20 @@ def check_cv2_matrix(family):
     """Warp vs ``cv2.warpAffine`` (last row [0, 0, 1]) or ``cv2.warpPerspective``, bilinear, zero border."""
     if not family.has_matrix:
         raise Skip("family has no matrix form (has_matrix is False)")
-    cv2 = _cv2()
+    _require_cv2()
     t = example(family, 1)
-    matrix = t.matrix[0].detach().double().numpy()
     image = _image()
-    flags = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0, 0.0, 0.0, 0.0))
-    dsize = (SIZE[1], SIZE[0])
-    if abs(matrix[2, 0]) + abs(matrix[2, 1]) == 0 and matrix[2, 2] == 1:
-        expected, used = cv2.warpAffine(_hwc(image), matrix[:2], dsize, **flags), "cv2.warpAffine"
-    else:
-        expected, used = cv2.warpPerspective(_hwc(image), matrix, dsize, **flags), "cv2.warpPerspective"
+    expected, used = warp_matrix(_hwc(image), t.matrix[0].detach().double().numpy(), SIZE, cv2_options())
     got = _hwc(warp(image, t))
     return _max(torch.from_numpy(got - expected)), IMAGE_TOLERANCE, used
 
 
 def check_cv2_remap(family):
     """Warp vs ``cv2.remap`` on the family's own grid, bilinear, zero border."""
-    cv2 = _cv2()
+    _require_cv2()
     t = example(family, 1)
-    grid = t.grid(SIZE)[0].float().numpy()
     image = _image()
-    expected = cv2.remap(
-        _hwc(image), grid[..., 0].copy(), grid[..., 1].copy(), cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0, 0.0, 0.0, 0.0),
-    )
+    expected = remap(_hwc(image), t.grid(SIZE)[0].detach().double().numpy(), cv2_options())
     got = _hwc(warp(image, t))
     return _max(torch.from_numpy(got - expected)), IMAGE_TOLERANCE
 

@@ -1,0 +1,64 @@
+"""The same warp done by OpenCV: what ``warpkit report``, ``warpkit warp --compare-opencv`` and the
+conformance kit compare with. OpenCV is imported lazily (it is a test / command-line dependency).
+
+Convention: images are ``(H, W)`` or ``(H, W, C)`` numpy arrays; matrices ``(3, 3)`` source -> destination
+(``cv2.warpAffine``'s ``M`` with a last row); grids ``(H_out, W_out, 2)`` source pixel points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._modes import Interpolation, Padding, parse_mode
+
+__all__ = ["cv2_options", "warp_matrix", "remap"]
+
+_INTERPOLATION = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC"}
+_BORDER = {
+    "zeros": "BORDER_CONSTANT",
+    "constant": "BORDER_CONSTANT",
+    "replicate": "BORDER_REPLICATE",
+    "reflect": "BORDER_REFLECT",
+    "reflect101": "BORDER_REFLECT_101",
+    "wrap": "BORDER_WRAP",
+}
+
+
+def cv2_options(interpolation="bilinear", padding="zeros", fill=0.0, channels: int = 1) -> dict:
+    """``flags``, ``borderMode`` and ``borderValue`` for warpkit's modes.
+
+    ``fill`` is a number or one value per channel; ``borderValue`` is always a full 4-tuple, since a bare
+    float fills channel 0 only (CROSS-LIBRARY.md).
+    """
+    import cv2
+
+    mode = parse_mode(Interpolation, interpolation, "interpolation")
+    pad = parse_mode(Padding, padding, "padding")
+    values = [0.0] * 4
+    if pad is Padding.CONSTANT:
+        values = [float(v) for v in np.broadcast_to(np.asarray(fill, dtype=np.float64), (channels,))][:4]
+    return {
+        "flags": getattr(cv2, _INTERPOLATION[mode.value]),
+        "borderMode": getattr(cv2, _BORDER[pad.value]),
+        "borderValue": tuple(values) + (0.0,) * (4 - len(values)),
+    }
+
+
+def warp_matrix(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], options: dict) -> tuple[np.ndarray, str]:
+    """``cv2.warpAffine`` when ``matrix``'s last row is ``[0, 0, 1]``, else ``cv2.warpPerspective``, to
+    ``size = (H_out, W_out)``; returns the result and the function's name."""
+    import cv2
+
+    dsize = (size[1], size[0])
+    if np.array_equal(matrix[2], [0.0, 0.0, 1.0]):
+        return cv2.warpAffine(image, np.ascontiguousarray(matrix[:2]), dsize, **options), "cv2.warpAffine"
+    return cv2.warpPerspective(image, matrix, dsize, **options), "cv2.warpPerspective"
+
+
+def remap(image: np.ndarray, grid: np.ndarray, options: dict) -> np.ndarray:
+    """``cv2.remap`` of ``image`` at the ``(H_out, W_out, 2)`` source points ``grid`` (float32 maps)."""
+    import cv2
+
+    grid = np.asarray(grid, dtype=np.float32)
+    return cv2.remap(image, np.ascontiguousarray(grid[..., 0]), np.ascontiguousarray(grid[..., 1]),
+                     options["flags"], borderMode=options["borderMode"], borderValue=options["borderValue"])
