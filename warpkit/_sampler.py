@@ -49,15 +49,15 @@ def sample(
     """
     mode = parse_mode(Interpolation, interpolation, "interpolation")
     pad = parse_mode(Padding, padding, "padding")
-    image, grid, unbatched = _check_image_and_grid(image, grid)
-    batch = broadcast_batch(image.shape[0], grid.shape[0], "image and grid")
+    image, grid, batch, unbatched = _check_image_and_grid(image, grid)
     check_output_size(batch, image.shape[1], (grid.shape[1], grid.shape[2]), "grid")
     fill_t = prepare_fill(fill, pad, image)
     out = _dispatch(image, grid, mode, pad, fill_t)
     return out[0] if unbatched else out
 
 
-def _check_image_and_grid(image: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def _check_image_and_grid(image: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """Batched ``image`` and ``grid``, their common batch size, and whether the input was unbatched."""
     check_floating(image, "image")
     check_floating(grid, "grid")
     if image.ndim not in (3, 4):
@@ -69,8 +69,7 @@ def _check_image_and_grid(image: torch.Tensor, grid: torch.Tensor) -> tuple[torc
     check_same_device(("image", image), ("grid", grid))
     if unbatched:
         image, grid = image.unsqueeze(0), grid.unsqueeze(0)
-    broadcast_batch(image.shape[0], grid.shape[0], "image and grid")
-    return image, grid, unbatched
+    return image, grid, broadcast_batch(image.shape[0], grid.shape[0], "image and grid"), unbatched
 
 
 def prepare_fill(fill: object, padding: Padding, image: torch.Tensor) -> torch.Tensor:

@@ -94,16 +94,15 @@ def warp_matrix(image, transform, size, interpolation, padding, fill):
     """Warp ``(B, C, H, W)`` ``image`` by a matrix family without materialising a grid, or return ``None``.
 
     The source coordinates are computed inside the kernel from the ``(B, 3, 3)`` inverse matrix;
-    gradients flow to ``image`` and through the inverse to the transform's parameters.
+    gradients flow to ``image`` and through the inverse to the transform's parameters. The caller
+    (:func:`warpkit.warp`) has checked that the batch sizes broadcast.
     """
-    if not _context_allows() or image.ndim != 4 or transform.device.type != "cpu":
+    if not _context_allows() or transform.device.type != "cpu":
         return None
     mode = parse_mode(Interpolation, interpolation, "interpolation")
     pad = parse_mode(Padding, padding, "padding")
     fill_t = prepare_fill(fill, pad, image)
     batch = max(image.shape[0], transform.batch_size)
-    if image.shape[0] != batch and image.shape[0] != 1:
-        return None  # let the reference path raise its batch error
     inverse = transform.inverse()
     if not getattr(inverse, "has_matrix", False):
         return None

@@ -212,6 +212,16 @@ def _slow_backward(gout, g0, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, hei
 
 
 @njit(**_OPTIONS)
+def _matrix_point(j, affine, a00, a10, a20, cx, cy, cw):
+    """Source point of output column ``j`` for a row whose constant parts are ``cx, cy, cw``:
+    ``x = (a00 j + cx) / (a20 j + cw)``, likewise ``y``; no division when ``affine``. Scalars only."""
+    if affine:  # no division: the common case, and exact
+        return a00 * j + cx, a10 * j + cy
+    den = a20 * j + cw
+    return (a00 * j + cx) / den, (a10 * j + cy) / den
+
+
+@njit(**_OPTIONS)
 def _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, width, px, py, wx, wy,
                 offset, goffset, inside):
     """Bilinear pass over output row ``i``: points ``px, py`` (image dtype), and for points whose 2x2 taps
@@ -320,13 +330,8 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                             out[orow + j * ow + c * oc] = fill[c]
                 continue
             for j in range(out_w):
-                if affine:  # no division: the common case, and exact
-                    point[0] = a00 * j + cx
-                    point[1] = a10 * j + cy
-                elif use_matrix:
-                    den = a20 * j + cw
-                    point[0] = (a00 * j + cx) / den
-                    point[1] = (a10 * j + cy) / den
+                if use_matrix:
+                    point[0], point[1] = _matrix_point(j, affine, a00, a10, a20, cx, cy, cw)
                 else:
                     point[0] = grid[g, i, j, 0]
                     point[1] = grid[g, i, j, 1]
@@ -474,13 +479,8 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                         dxs[j], dys[j] = gx, gy
                 else:
                     for j in range(out_w):
-                        if affine:
-                            point[0] = a00 * j + cx
-                            point[1] = a10 * j + cy
-                        elif use_matrix:
-                            den = a20 * j + cw
-                            point[0] = (a00 * j + cx) / den
-                            point[1] = (a10 * j + cy) / den
+                        if use_matrix:
+                            point[0], point[1] = _matrix_point(j, affine, a00, a10, a20, cx, cy, cw)
                         else:
                             point[0] = grid[g, i, j, 0]
                             point[1] = grid[g, i, j, 1]

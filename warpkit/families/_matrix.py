@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import as_float_tensor, batch_points, check_same_device
+from .._base import Transform
+from .._checks import as_float_tensor, batch_points, check_same_device, check_sizes
+from .._coords import theta_grid
 from .._errors import DegenerateInputError, ShapeError, SingularMatrixError
 
-__all__ = ["checked_inverse", "check_spread", "correspondences", "point_normalizer"]
+__all__ = ["checked_inverse", "check_spread", "correspondences", "point_normalizer", "theta_params_grid"]
 
 
 def checked_inverse(matrix: torch.Tensor, argument: str = "matrix") -> torch.Tensor:
@@ -91,3 +93,14 @@ def check_spread(points: torch.Tensor, weights: torch.Tensor, argument: str = "s
         raise DegenerateInputError(
             f"{argument}: expected points spread in 2D, got collinear or coincident points at batch index {index}"
         )
+
+
+def theta_params_grid(cls, owner, to_theta, params, src_size, dst_size, align_corners) -> torch.Tensor:
+    """``grid_from_params`` of a family ``owner`` whose parameters are a normalised ``theta``:
+    ``theta_grid(to_theta(params))``, no inverse. A subclass ``cls`` with its own ``from_params`` (its own
+    parameters) gets the generic ``from_params(...).grid(...)`` instead.
+    """
+    if cls.from_params.__func__ is not owner.from_params.__func__:
+        return Transform.grid_from_params.__func__(cls, params, src_size, dst_size, align_corners=align_corners)
+    src_size, dst_size = check_sizes(src_size, dst_size)
+    return theta_grid(to_theta(params), src_size, dst_size, align_corners)

@@ -6,9 +6,9 @@ import torch
 
 from .._base import Transform
 from .._checks import as_float_tensor, check_batch_size, check_sizes
-from .._coords import matrix_to_theta, theta_grid, theta_to_matrix
+from .._coords import matrix_to_theta, theta_to_matrix
 from .._errors import ShapeError
-from ._matrix import check_spread, checked_inverse, correspondences
+from ._matrix import check_spread, checked_inverse, correspondences, theta_params_grid
 
 __all__ = ["Affine"]
 
@@ -91,10 +91,7 @@ class Affine(Transform):
     @classmethod
     def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         """``(B, H_out, W_out, 2)``: exactly ``F.affine_grid(theta)``, in pixel coordinates."""
-        if cls.from_params.__func__ is not Affine.from_params.__func__:  # a subclass with its own parameters
-            return super().grid_from_params(params, src_size, dst_size, align_corners=align_corners)
-        src_size, dst_size = check_sizes(src_size, dst_size)
-        return theta_grid(_theta(params), src_size, dst_size, align_corners)
+        return theta_params_grid(cls, Affine, _theta, params, src_size, dst_size, align_corners)
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         """``(B, 6)`` torch ``theta`` that makes ``F.affine_grid`` + ``grid_sample`` do this warp."""

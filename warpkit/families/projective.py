@@ -6,9 +6,9 @@ import torch
 
 from .._base import Transform
 from .._checks import as_float_tensor, check_batch_size, check_sizes
-from .._coords import apply_matrix, matrix_to_theta, theta_grid, theta_to_matrix
+from .._coords import apply_matrix, matrix_to_theta, theta_to_matrix
 from .._errors import DegenerateInputError, ShapeError
-from ._matrix import checked_inverse, correspondences, point_normalizer
+from ._matrix import checked_inverse, correspondences, point_normalizer, theta_params_grid
 
 __all__ = ["Projective", "from_matrix"]
 
@@ -94,10 +94,7 @@ class Projective(Transform):
     @classmethod
     def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         """``(B, H_out, W_out, 2)``: the normalised matrix applied to the destination pixels, no inverse."""
-        if cls.from_params.__func__ is not Projective.from_params.__func__:  # a subclass with its own parameters
-            return super().grid_from_params(params, src_size, dst_size, align_corners=align_corners)
-        src_size, dst_size = check_sizes(src_size, dst_size)
-        return theta_grid(_theta(params), src_size, dst_size, align_corners)
+        return theta_params_grid(cls, Projective, _theta, params, src_size, dst_size, align_corners)
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         src_size, dst_size = check_sizes(src_size, dst_size)
