@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 import torch
@@ -71,8 +69,10 @@ def test_onnx_export_runs_in_onnxruntime_and_matches_torch(tmp_path):
         np.testing.assert_allclose(ours, model(batch).detach().numpy(), atol=1e-4, rtol=0)
 
 
-def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+def _ddp_worker(rank: int, world_size: int, out_dir: str) -> None:
+    # A file store, not TCP: no port to race for, and no store server that dies with rank 0 while rank 1 still
+    # talks to it (CI saw rank 1 abort in teardown once).
+    dist.init_process_group("gloo", init_method=f"file://{out_dir}/store", rank=rank, world_size=world_size)
     try:
         torch.set_num_threads(1)
         model = nn.parallel.DistributedDataParallel(tiny_model(seed=rank))  # DDP syncs rank 0's weights
@@ -84,15 +84,13 @@ def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
             nn.functional.cross_entropy(model(x), target).backward()
             optimizer.step()
         torch.save(model.module.state_dict(), f"{out_dir}/rank{rank}.pt")
+        dist.barrier()  # both ranks are done with gloo before either tears it down
     finally:
         dist.destroy_process_group()
 
 
 def test_ddp_gloo_two_processes_keeps_replicas_identical(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     first, second = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     start = tiny_model(seed=0).state_dict()
     for name in first:
