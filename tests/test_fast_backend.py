@@ -135,13 +135,14 @@ def test_channel_counts_take_both_loop_orders(interpolation, channels):
     assert_close(*both_backends(image, grid, interpolation, "constant", fill=0.25))
 
 
+@pytest.mark.parametrize("padding", ["reflect", "constant"])  # constant: pixels that read only fill
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
-def test_channels_last_in_channels_last_out(interpolation):
+def test_channels_last_in_channels_last_out(interpolation, padding):
     image, grid = random_problem(seed=7, channels=4)
     image_cl = image.contiguous(memory_format=torch.channels_last)
-    ours, reference = both_backends(image_cl, grid, interpolation, "reflect", fill=0.0)
+    ours, reference = both_backends(image_cl, grid, interpolation, padding, fill=FILL + (0.1,))
     assert_close(ours, reference)
-    mode, pad = Interpolation(interpolation), Padding.REFLECT
+    mode, pad = Interpolation(interpolation), Padding(padding)
     out = _fast.fast_sample(image_cl, grid, mode, pad, prepare_fill(0.0, pad, image_cl))
     assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
 
