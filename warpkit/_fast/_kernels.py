@@ -450,8 +450,10 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                                 px, py, frac_x, frac_y, offset, goffset, inside)
                     dxs[:] = 0.0
                     dys[:] = 0.0
+                    ush, usw, uwidth = _U(sh), _U(sw), _U(width)
                     for c in range(c0, c1):
-                        s0, g0, p0 = base + c * sc, grow + c * gc, gbase + c * plane  # offsets, not views: no refcounts
+                        # offsets, not views: no reference counts
+                        s0, g0, p0 = _U(base + c * sc), grow + c * gc, _U(gbase + c * plane)
                         for j in range(out_w):
                             if not inside[j]:
                                 continue
@@ -461,12 +463,12 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                             if want_image:
                                 q = p0 + goffset[j]
                                 grad[q] += gv * (uy * ux)
-                                grad[q + 1] += gv * (uy * tx)
-                                grad[q + width] += gv * (ty * ux)
-                                grad[q + width + 1] += gv * (ty * tx)
+                                grad[q + _U(1)] += gv * (uy * tx)
+                                grad[q + uwidth] += gv * (ty * ux)
+                                grad[q + uwidth + _U(1)] += gv * (ty * tx)
                             if want_coords:
                                 q = s0 + offset[j]
-                                v00, v01, v10, v11 = img[q], img[q + sw], img[q + sh], img[q + sh + sw]
+                                v00, v01, v10, v11 = img[q], img[q + usw], img[q + ush], img[q + ush + usw]
                                 dxs[j] += gv * (uy * (v01 - v00) + ty * (v11 - v10))
                                 dys[j] += gv * (ux * (v10 - v00) + tx * (v11 - v01))
                     for j in range(out_w):
