@@ -86,6 +86,23 @@ def test_matrix_kernel_matches_reference(interpolation, padding):
     torch.testing.assert_close(ours[2], reference[2], atol=1e-5 * float(reference[2].abs().max()), rtol=1e-4)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_wide_rows_span_several_column_tiles(interpolation, layout):
+    """Rows wider than the forward's column tile (256), with many border pixels collected per tile."""
+    image, grid = random_problem(seed=4, size=(6, 40), out=(3, 700))
+    image = image.contiguous(memory_format=layout)
+    assert_close(*both_backends(image, grid, interpolation, "constant"))
+    # a rotation, out to 700 columns: most points fall outside. float64, as float32 points near x = 600 are
+    # rounded by 6e-5 (differently by the kernel and by the reference's grid)
+    angle = torch.tensor(0.3, dtype=torch.float64)
+    matrix = torch.tensor([[angle.cos(), -angle.sin(), 2.0], [angle.sin(), angle.cos(), -3.0], [0.0, 0.0, 1.0]],
+                          dtype=torch.float64)
+    ours, reference = both_backends(image.double(), matrix[None], interpolation, "reflect101", use_matrix=True,
+                                    size=(5, 700))
+    assert_close(ours[:2], reference[:2])
+
+
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
 def test_warp_uses_the_matrix_kernel_and_matches_cv2(image_np, image, interpolation):
     """An independent check of the fused path: wk.warp on the default backend against cv2.warpAffine."""

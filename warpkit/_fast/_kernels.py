@@ -39,6 +39,7 @@ _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 # indices, which makes them 1.5-2x faster. Mixing ``_U`` with a signed integer gives a float in numba, which
 # it refuses as an index, so a slip fails at compile time rather than silently.
 _U = np.uint64
+_TILE = 256  # output columns per tile of the forward pass
 
 
 @njit(**_OPTIONS)
@@ -226,32 +227,34 @@ def _matrix_point(j, affine, a00, a10, a20, cx, cy, cw):
 
 
 @njit(**_OPTIONS)
-def _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, width, px, py, wx, wy,
-                offset, goffset, inside):
-    """Bilinear pass over output row ``i``: points ``px, py`` (image dtype), and for points whose 2x2 taps
-    are all inside, fractions ``wx, wy`` and the element offset of the top-left tap in the image
-    (``offset``) and in a contiguous plane (``goffset``); the others get the safe offset 0."""
-    for j in range(px.shape[0]):
+def _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, width, px, py,
+                wx, wy, offset, goffset, inside):
+    """Bilinear pass over columns ``j0 .. j0 + n`` of output row ``i``, into entries ``0 .. n``: points ``px, py``
+    (image dtype), and for points whose 2x2 taps are all inside, fractions ``wx, wy`` and the element offset
+    of the top-left tap in the image (``offset``) and in a contiguous plane (``goffset``); the others get the
+    safe offset 0."""
+    for k in range(n):
+        j = j0 + k
         if affine:  # no division: the common case, and exact
-            px[j] = a00 * j + cx
-            py[j] = a10 * j + cy
+            px[k] = a00 * j + cx
+            py[k] = a10 * j + cy
         elif use_matrix:
             den = a20 * j + cw
-            px[j] = (a00 * j + cx) / den
-            py[j] = (a10 * j + cy) / den
+            px[k] = (a00 * j + cx) / den
+            py[k] = (a10 * j + cy) / den
         else:
-            px[j] = grid[g, i, j, 0]
-            py[j] = grid[g, i, j, 1]
-    for j in range(px.shape[0]):
-        x, y = px[j], py[j]
+            px[k] = grid[g, i, j, 0]
+            py[k] = grid[g, i, j, 1]
+    for k in range(n):
+        x, y = px[k], py[k]
         ok = x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi  # NaN fails, no huge value becomes an integer
-        inside[j] = ok
+        inside[k] = ok
         x = x if ok else 0.0
         y = y if ok else 0.0
         x0, y0 = np.floor(x), np.floor(y)
-        wx[j], wy[j] = x - x0, y - y0
-        offset[j] = np.uint64(np.int64(y0) * sh + np.int64(x0) * sw)
-        goffset[j] = np.uint64(np.int64(y0) * width + np.int64(x0))
+        wx[k], wy[k] = x - x0, y - y0
+        offset[k] = np.uint64(np.int64(y0) * sh + np.int64(x0) * sw)
+        goffset[k] = np.uint64(np.int64(y0) * width + np.int64(x0))
 
 @njit(**_OPTIONS)
 def _border_pixels(img, sc, sh, sw, channels, height, width, pad, fill, out, oc, xs, ys, outs, bases, count):
@@ -289,114 +292,118 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
     # bilinear works row by row in passes (points, then one tight loop per channel, then the border
     # pixels), 3x faster than pixel by pixel; the passes read 2x2 taps, so they need a 2x2 image
     by_rows = mode == _BILINEAR and height >= 2 and width >= 2
+    tile = min(out_w, _TILE)
     for task in prange((rows + chunk - 1) // chunk):
         point = np.empty(2, img.dtype)  # rounds a computed point to the image dtype, as the reference holds it
         tap_i = np.empty((2, 4), np.int64)
         tap_w = np.empty((4, 4))
-        px, py = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
-        frac_x, frac_y = np.empty(out_w, img.dtype), np.empty(out_w, img.dtype)
-        offset, goffset = np.empty(out_w, np.uint64), np.empty(out_w, np.uint64)
-        inside = np.empty(out_w, np.bool_)
+        px, py = np.empty(tile, img.dtype), np.empty(tile, img.dtype)
+        frac_x, frac_y = np.empty(tile, img.dtype), np.empty(tile, img.dtype)
+        offset, goffset = np.empty(tile, np.uint64), np.empty(tile, np.uint64)
+        inside = np.empty(tile, np.bool_)
         # the row pass's pixels that are not inside, collected over rows and handled together (inline, they
         # slow the pass down; a call per row costs too much)
-        pend_x, pend_y = np.empty(2 * out_w, img.dtype), np.empty(2 * out_w, img.dtype)
-        pend_o, pend_b = np.empty(2 * out_w, np.int64), np.empty(2 * out_w, np.int64)
+        pend_x, pend_y = np.empty(2 * tile, img.dtype), np.empty(2 * tile, img.dtype)
+        pend_o, pend_b = np.empty(2 * tile, np.int64), np.empty(2 * tile, np.int64)
         pending = 0
-        for r in range(task * chunk, min(rows, (task + 1) * chunk)):
-            b = r // out_h
-            i = r - b * out_h
-            base = (b if in_batch > 1 else 0) * sb
-            orow = b * ob + i * oh
-            m = b if mat.shape[0] > 1 else 0
-            g = b if grid.shape[0] > 1 else 0
-            # the row's constant part of x = (m00 j + m01 i + m02) / (m20 j + m21 i + m22), and of y
-            a00, a10, a20 = float(mat[m, 0, 0]), float(mat[m, 1, 0]), float(mat[m, 2, 0])
-            cx = float(mat[m, 0, 1]) * i + float(mat[m, 0, 2])
-            cy = float(mat[m, 1, 1]) * i + float(mat[m, 1, 2])
-            cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
-            affine = use_matrix and a20 == 0.0 and cw == 1.0
-            if by_rows:
-                _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, width, px,
-                            py, frac_x, frac_y, offset, goffset, inside)
-                ush, usw = _U(sh), _U(sw)
-                for c in range(channels):
-                    s0 = _U(base + c * sc)
-                    o = orow + c * oc
-                    if sw == 1 and ow == 1:  # NCHW: unit strides known to LLVM, no views (2-4x faster)
-                        fc = fill[c]
-                        for j in range(out_w):
-                            q = s0 + offset[j]  # a safe tap (0) for points that are not inside
-                            tx, ty = frac_x[j], frac_y[j]
-                            v00, v10 = img[q], img[q + ush]
-                            top = v00 + tx * (img[q + _U(1)] - v00)
-                            bottom = v10 + tx * (img[q + ush + _U(1)] - v10)
-                            out[o + j] = top + ty * (bottom - top) if inside[j] else fc
-                        continue
-                    for j in range(out_w):
-                        q = s0 + offset[j]
-                        tx, ty = frac_x[j], frac_y[j]
-                        top = img[q] + tx * (img[q + usw] - img[q])
-                        bottom = img[q + ush] + tx * (img[q + ush + usw] - img[q + ush])
-                        out[o + j * ow] = top + ty * (bottom - top)
-                unit = sw == 1 and ow == 1  # then fill is already written
-                for j in range(out_w):
-                    if not inside[j] and not (unit and _reads_only_fill(float(px[j]), float(py[j]), width, height,
-                                                                        pad)):
-                        pend_x[pending], pend_y[pending] = px[j], py[j]
-                        pend_o[pending], pend_b[pending] = orow + j * ow, base
-                        pending += 1
-                if pending > out_w:  # room for one more row
-                    _border_pixels(img, sc, sh, sw, channels, height, width, pad, fill, out, oc, pend_x, pend_y, pend_o,
-                                   pend_b, pending)
-                    pending = 0
-                continue
-            for j in range(out_w):
-                if use_matrix:
-                    point[0], point[1] = _matrix_point(j, affine, a00, a10, a20, cx, cy, cw)
-                else:
-                    point[0] = grid[g, i, j, 0]
-                    point[1] = grid[g, i, j, 1]
-                x, y = float(point[0]), float(point[1])
-                o = orow + j * ow
-                if mode == _BILINEAR:
-                    if x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi:
-                        x0, y0 = int(x), int(y)  # floor: both are >= 0
-                        tx, ty = x - x0, y - y0
-                        ux, uy = 1.0 - tx, 1.0 - ty
-                        w00, w01, w10, w11 = uy * ux, uy * tx, ty * ux, ty * tx
-                        p = base + y0 * sh + x0 * sw
+        # the task's rows in column tiles: the source region a tile reads stays in cache (rotations!)
+        for j0 in range(0, out_w, tile):
+            n = min(tile, out_w - j0)
+            for r in range(task * chunk, min(rows, (task + 1) * chunk)):
+                b = r // out_h
+                i = r - b * out_h
+                base = (b if in_batch > 1 else 0) * sb
+                orow = b * ob + i * oh
+                m = b if mat.shape[0] > 1 else 0
+                g = b if grid.shape[0] > 1 else 0
+                # the row's constant part of x = (m00 j + m01 i + m02) / (m20 j + m21 i + m22), and of y
+                a00, a10, a20 = float(mat[m, 0, 0]), float(mat[m, 1, 0]), float(mat[m, 2, 0])
+                cx = float(mat[m, 0, 1]) * i + float(mat[m, 0, 2])
+                cy = float(mat[m, 1, 1]) * i + float(mat[m, 1, 2])
+                cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
+                affine = use_matrix and a20 == 0.0 and cw == 1.0
+                if by_rows:
+                    _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw,
+                                width, px, py, frac_x, frac_y, offset, goffset, inside)
+                    ush, usw = _U(sh), _U(sw)
+                    for c in range(channels):
+                        s0 = _U(base + c * sc)
+                        o = orow + c * oc + j0 * ow
+                        if sw == 1 and ow == 1:  # NCHW: unit strides known to LLVM, no views (2-4x faster)
+                            fc = fill[c]
+                            for k in range(n):
+                                q = s0 + offset[k]  # a safe tap (0) for points that are not inside
+                                tx, ty = frac_x[k], frac_y[k]
+                                v00, v10 = img[q], img[q + ush]
+                                top = v00 + tx * (img[q + _U(1)] - v00)
+                                bottom = v10 + tx * (img[q + ush + _U(1)] - v10)
+                                out[o + k] = top + ty * (bottom - top) if inside[k] else fc
+                            continue
+                        for k in range(n):
+                            q = s0 + offset[k]
+                            tx, ty = frac_x[k], frac_y[k]
+                            top = img[q] + tx * (img[q + usw] - img[q])
+                            bottom = img[q + ush] + tx * (img[q + ush + usw] - img[q + ush])
+                            out[o + k * ow] = top + ty * (bottom - top)
+                    unit = sw == 1 and ow == 1  # then fill is already written
+                    for k in range(n):
+                        if not inside[k] and not (unit and _reads_only_fill(float(px[k]), float(py[k]), width, height,
+                                                                            pad)):
+                            pend_x[pending], pend_y[pending] = px[k], py[k]
+                            pend_o[pending], pend_b[pending] = orow + (j0 + k) * ow, base
+                            pending += 1
+                    if pending > tile:  # room for one more row
+                        _border_pixels(img, sc, sh, sw, channels, height, width, pad, fill, out, oc, pend_x, pend_y,
+                                       pend_o, pend_b, pending)
+                        pending = 0
+                    continue
+                for j in range(j0, j0 + n):
+                    if use_matrix:
+                        point[0], point[1] = _matrix_point(j, affine, a00, a10, a20, cx, cy, cw)
+                    else:
+                        point[0] = grid[g, i, j, 0]
+                        point[1] = grid[g, i, j, 1]
+                    x, y = float(point[0]), float(point[1])
+                    o = orow + j * ow
+                    if mode == _BILINEAR:
+                        if x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi:
+                            x0, y0 = int(x), int(y)  # floor: both are >= 0
+                            tx, ty = x - x0, y - y0
+                            ux, uy = 1.0 - tx, 1.0 - ty
+                            w00, w01, w10, w11 = uy * ux, uy * tx, ty * ux, ty * tx
+                            p = base + y0 * sh + x0 * sw
+                            for c in range(channels):
+                                q = p + c * sc
+                                out[o + c * oc] = (w00 * img[q] + w01 * img[q + sw]) + (w10 * img[q + sh]
+                                                                                       + w11 * img[q + sh + sw])
+                            continue
+                    elif mode == _NEAREST:
+                        if x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5:
+                            p = base + int(np.rint(y)) * sh + int(np.rint(x)) * sw
+                            for c in range(channels):
+                                out[o + c * oc] = img[p + c * sc]
+                            continue
+                    elif x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0:
+                        x0, y0 = int(x), int(y)
+                        wx0, wx1, wx2, wx3 = _cubic(x - x0)
+                        wy0, wy1, wy2, wy3 = _cubic(y - y0)
+                        p = base + (y0 - 1) * sh + (x0 - 1) * sw
                         for c in range(channels):
                             q = p + c * sc
-                            out[o + c * oc] = (w00 * img[q] + w01 * img[q + sw]) + (w10 * img[q + sh]
-                                                                                   + w11 * img[q + sh + sw])
+                            acc = 0.0
+                            for ty in range(4):
+                                wy = wy0 if ty == 0 else (wy1 if ty == 1 else (wy2 if ty == 2 else wy3))
+                                rq = q + ty * sh
+                                acc += wy * (wx0 * img[rq] + wx1 * img[rq + sw] + wx2 * img[rq + 2 * sw]
+                                             + wx3 * img[rq + 3 * sw])
+                            out[o + c * oc] = acc
                         continue
-                elif mode == _NEAREST:
-                    if x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5:
-                        p = base + int(np.rint(y)) * sh + int(np.rint(x)) * sw
+                    if _reads_only_fill(x, y, width, height, pad):
                         for c in range(channels):
-                            out[o + c * oc] = img[p + c * sc]
-                        continue
-                elif x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0:
-                    x0, y0 = int(x), int(y)
-                    wx0, wx1, wx2, wx3 = _cubic(x - x0)
-                    wy0, wy1, wy2, wy3 = _cubic(y - y0)
-                    p = base + (y0 - 1) * sh + (x0 - 1) * sw
-                    for c in range(channels):
-                        q = p + c * sc
-                        acc = 0.0
-                        for ty in range(4):
-                            wy = wy0 if ty == 0 else (wy1 if ty == 1 else (wy2 if ty == 2 else wy3))
-                            rq = q + ty * sh
-                            acc += wy * (wx0 * img[rq] + wx1 * img[rq + sw] + wx2 * img[rq + 2 * sw]
-                                         + wx3 * img[rq + 3 * sw])
-                        out[o + c * oc] = acc
-                    continue
-                if _reads_only_fill(x, y, width, height, pad):
-                    for c in range(channels):
-                        out[o + c * oc] = fill[c]
-                else:
-                    _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc,
-                                  tap_i, tap_w)
+                            out[o + c * oc] = fill[c]
+                    else:
+                        _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc,
+                                      tap_i, tap_w)
         if pending:
             _border_pixels(img, sc, sh, sw, channels, height, width, pad, fill, out, oc, pend_x, pend_y, pend_o, pend_b,
                            pending)
@@ -446,8 +453,8 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                 affine = use_matrix and a20 == 0.0 and cw == 1.0
                 grow = b * gb + i * gh
                 if by_rows:
-                    _row_points(grid, g, i, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, width,
-                                px, py, frac_x, frac_y, offset, goffset, inside)
+                    _row_points(grid, g, i, 0, out_w, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw,
+                                width, px, py, frac_x, frac_y, offset, goffset, inside)
                     dxs[:] = 0.0
                     dys[:] = 0.0
                     ush, usw, uwidth = _U(sh), _U(sw), _U(width)
