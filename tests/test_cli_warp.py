@@ -82,6 +82,16 @@ def test_tps_control_points_compare_with_remap(files, capsys):
     assert _read(files / "t.png")[13, 17] == _read(files / "gray8.png")[12, 15]
 
 
+def test_compare_opencv_skips_what_opencv_cannot_do(tmp_path, capsys):
+    """OpenCV 5.0 never returns from bicubic + reflect101 on a one-pixel-high image: warp it, skip the comparison."""
+    row = (np.arange(7, dtype=np.uint8) * 30)[None, :]
+    assert cv2.imwrite(str(tmp_path / "row.png"), row)
+    assert main(["warp", str(tmp_path / "row.png"), str(tmp_path / "out.png"), "--matrix", "1,0,0.5,0,1,0",
+                 "--interpolation", "bicubic", "--padding", "reflect101", "--compare-opencv"]) == 0
+    assert "compare-opencv: skipped: padding: OpenCV never returns" in capsys.readouterr().out
+    assert _read(tmp_path / "out.png").shape == (1, 7)
+
+
 def test_params_and_src_dst_on_the_command_line(files):
     # identity theta for affine_grid is the identity warp
     assert main(["warp", str(files / "gray8.png"), str(files / "p.png"), "--family", "affine",

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import warpkit as wk
+from warpkit import _opencv
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
@@ -22,6 +23,7 @@ IMAGE = torch.rand(1, 3, 8, 8)
 GRID = torch.zeros(1, 2, 2, 2)
 EYE23 = torch.eye(2, 3)
 SQUARE = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]])
+CUBIC_REFLECT101 = _opencv.cv2_options("bicubic", "reflect101")
 LINE = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
 
 
@@ -63,6 +65,9 @@ CASES = [
     Case("padding-unknown", lambda: wk.sample(IMAGE, GRID, padding="mirror"), wk.ModeError, "padding", "'mirror'"),
     Case("padding-reflection", lambda: wk.sample(IMAGE, GRID, padding="reflection"), wk.ModeError, "padding",
          "'reflection' (torch's"),
+    Case("opencv-cubic-reflect101-1px",  # the OpenCV reference (report, kit, warp --compare-opencv) would hang
+         lambda: _opencv.remap(np.zeros((1, 5, 3), np.float32), np.zeros((2, 2, 2)), CUBIC_REFLECT101),
+         wk.ModeError, "padding", "1x5"),
     Case("fill-length", lambda: wk.sample(IMAGE, GRID, padding="constant", fill=(1.0, 2.0)), wk.ShapeError, "fill", "(2,)"),
     Case("fill-not-number", lambda: wk.sample(IMAGE, GRID, padding="constant", fill="red"), wk.ShapeError, "fill", "'red'"),
     # sizes and the size limit

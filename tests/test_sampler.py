@@ -65,6 +65,24 @@ def test_matches_cv2_remap(image_np, image, interpolation, padding):
     assert_matches(to_numpy(ours), cv2_remap(image_np, grid_np, interpolation, padding), interpolation)
 
 
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (4, 4)])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_matches_cv2_remap_on_tiny_images(size, interpolation, padding):
+    """Images smaller than the taps: every tap goes through the border rule (cv2 agrees to ~1e-7 here too)."""
+    image_np = np.random.default_rng(5).random((*size, 3), dtype=np.float32)
+    grid_np = random_grid((12, 16), size, seed=6, margin=1.0)
+    ours = wk.sample(to_torch(image_np), torch.from_numpy(grid_np)[None], interpolation=interpolation,
+                     padding=padding, fill=fill_for(padding))
+    if size == (1, 1) and padding not in ("zeros", "constant"):
+        # every tap reads the one pixel. cv2 is no reference here: OpenCV 5.0's remap never returns from
+        # INTER_CUBIC + BORDER_REFLECT_101 on a 1x1 image
+        expected = np.broadcast_to(image_np, (12, 16, 3))
+    else:
+        expected = cv2_remap(image_np, grid_np, interpolation, padding)
+    assert_matches(to_numpy(ours), expected, interpolation)
+
+
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
 def test_constant_scalar_fill_fills_every_channel(image_np, image, interpolation):
     grid_np = random_grid(OUT_SIZE, image_np.shape[:2], seed=1)

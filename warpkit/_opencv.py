@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._errors import ModeError
 from ._modes import Interpolation, Padding, parse_mode
 
-__all__ = ["cv2_options", "warp_matrix", "remap"]
+__all__ = ["cv2_options", "warp_matrix", "remap", "check_opencv_returns"]
 
 _INTERPOLATION = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC"}
 _BORDER = {
@@ -44,10 +45,23 @@ def cv2_options(interpolation="bilinear", padding="zeros", fill=0.0, channels: i
     }
 
 
+def check_opencv_returns(image: np.ndarray, options: dict) -> None:
+    """Raise :class:`ModeError` where OpenCV would never return: 5.0's ``warpAffine``, ``warpPerspective`` and
+    ``remap`` loop forever on ``INTER_CUBIC`` with ``BORDER_REFLECT_101`` when a side of the image is 1 pixel."""
+    import cv2
+
+    cubic_reflect101 = options["flags"] == cv2.INTER_CUBIC and options["borderMode"] == cv2.BORDER_REFLECT_101
+    if cubic_reflect101 and min(image.shape[:2]) == 1:
+        raise ModeError(f"padding: OpenCV never returns from bicubic with reflect101 on an image with a side of 1 "
+                        f"pixel; expected an image of at least 2x2, got {image.shape[0]}x{image.shape[1]}")
+
+
 def warp_matrix(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], options: dict) -> tuple[np.ndarray, str]:
     """``cv2.warpAffine`` when ``matrix``'s last row is ``[0, 0, 1]``, else ``cv2.warpPerspective``, to
     ``size = (H_out, W_out)``; returns the result and the function's name."""
     import cv2
+
+    check_opencv_returns(image, options)
 
     dsize = (size[1], size[0])
     if np.array_equal(matrix[2], [0.0, 0.0, 1.0]):
@@ -59,6 +73,7 @@ def remap(image: np.ndarray, grid: np.ndarray, options: dict) -> np.ndarray:
     """``cv2.remap`` of ``image`` at the ``(H_out, W_out, 2)`` source points ``grid`` (float32 maps)."""
     import cv2
 
+    check_opencv_returns(image, options)
     grid = np.asarray(grid, dtype=np.float32)
     return cv2.remap(image, np.ascontiguousarray(grid[..., 0]), np.ascontiguousarray(grid[..., 1]),
                      options["flags"], borderMode=options["borderMode"], borderValue=options["borderValue"])
