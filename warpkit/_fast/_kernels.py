@@ -561,7 +561,7 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                     grad_mat[block, b, k] = acc[k]
 
 
-@njit(**_OPTIONS)
+@njit(inline="always", **_OPTIONS)
 def _pixel_backward(gout, go, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, height, width, x, y, mode, pad, fill,
                     want_image, want_coords, tap_i, tap_w):
     """Backward of one pixel, channels ``c0 .. c1`` (nearest and bicubic): adds into ``grad`` and returns
