@@ -227,12 +227,12 @@ def _matrix_point(j, affine, a00, a10, a20, cx, cy, cw):
 
 
 @njit(inline="always", **_OPTIONS)  # inlined by numba: a call per row, with its arrays, costs 15-25%
-def _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw, width, px, py,
-                wx, wy, offset, goffset, inside):
-    """Bilinear pass over columns ``j0 .. j0 + n`` of output row ``i``, into entries ``0 .. n``: points ``px, py``
-    (image dtype), and for points whose 2x2 taps are all inside, fractions ``wx, wy`` and the element offset
-    of the top-left tap in the image (``offset``) and in a contiguous plane (``goffset``); the others get the
-    safe offset 0."""
+def _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, nearest, height, width, sh, sw, px,
+                py, wx, wy, offset, goffset, inside):
+    """Row pass over columns ``j0 .. j0 + n`` of output row ``i``, into entries ``0 .. n``: points ``px, py``
+    (image dtype), and for points whose taps are all inside (bilinear: 2x2, ``nearest``: 1), fractions
+    ``wx, wy`` and the element offset of the (top-left) tap in the image (``offset``) and in a contiguous
+    plane (``goffset``); the others get the safe offset 0."""
     for k in range(n):
         j = j0 + k
         if affine:  # no division: the common case, and exact
@@ -247,24 +247,34 @@ def _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw
             py[k] = grid[g, i, j, 1]
     for k in range(n):
         x, y = px[k], py[k]
-        ok = x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi  # NaN fails, no huge value becomes an integer
+        # tests in float: NaN fails them, and no huge value becomes an integer
+        if nearest:  # the tap rint(x) is inside (an exact -0.5 takes the slow path)
+            ok = x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5
+        else:  # the taps floor(x) and floor(x) + 1 are inside
+            ok = x >= 0.0 and x < width - 1.0 and y >= 0.0 and y < height - 1.0
         inside[k] = ok
         x = x if ok else 0.0
         y = y if ok else 0.0
-        x0, y0 = np.floor(x), np.floor(y)
+        x0, y0 = (np.rint(x), np.rint(y)) if nearest else (np.floor(x), np.floor(y))
         wx[k], wy[k] = x - x0, y - y0
         offset[k] = np.uint64(np.int64(y0) * sh + np.int64(x0) * sw)
         goffset[k] = np.uint64(np.int64(y0) * width + np.int64(x0))
 
 @njit(**_OPTIONS)
-def _border_pixels(img, sc, sh, sw, channels, height, width, pad, fill, out, oc, xs, ys, outs, bases, count):
-    """Bilinear pixels of the row pass whose taps are not all inside: fill, or taps straddling the border.
+def _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, xs, ys, outs, bases, count):
+    """Pixels of the row pass whose taps are not all inside: fill, or taps straddling the border.
     Pixel ``k`` has point ``xs[k], ys[k]``, output offset ``outs[k]`` and image offset ``bases[k]``."""
     for k in range(count):
         x, y, o, base = float(xs[k]), float(ys[k]), outs[k], bases[k]
         if _reads_only_fill(x, y, width, height, pad):
             for c in range(channels):
                 out[o + c * oc] = fill[c]
+            continue
+        if mode == _NEAREST:  # the tap mapped like _axis_taps does, inline (a call with arrays is slow)
+            col = _border(np.int64(np.rint(min(max(x, -_LIMIT), _LIMIT))), width, pad)
+            row = _border(np.int64(np.rint(min(max(y, -_LIMIT), _LIMIT))), height, pad)
+            for c in range(channels):
+                out[o + c * oc] = img[base + c * sc + row * sh + col * sw] if row >= 0 and col >= 0 else fill[c]
             continue
         r0, r1, c0, c1, tx, ty = _straddle_taps(x, y, width, height, pad)
         w00 = (1.0 - ty) * (1.0 - tx) if r0 >= 0 and c0 >= 0 else 0.0
@@ -289,9 +299,10 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
     rows = batch * out_h
     # interior tests in float: NaN fails them, and no huge value is converted to an integer first
     x_hi, y_hi = width - 1.0, height - 1.0
-    # bilinear works row by row in passes (points, then one tight loop per channel, then the border
-    # pixels), 3x faster than pixel by pixel; the passes read 2x2 taps, so they need a 2x2 image
-    by_rows = mode == _BILINEAR and height >= 2 and width >= 2
+    # bilinear and nearest work row by row in passes (points, then one tight loop per channel, then the border
+    # pixels), 3x faster than pixel by pixel; bilinear passes read 2x2 taps, so they need a 2x2 image
+    nearest = mode == _NEAREST
+    by_rows = nearest or (mode == _BILINEAR and height >= 2 and width >= 2)
     tile = min(out_w, _TILE)
     for task in prange((rows + chunk - 1) // chunk):
         point = np.empty(2, img.dtype)  # rounds a computed point to the image dtype, as the reference holds it
@@ -323,12 +334,17 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                 cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
                 affine = use_matrix and a20 == 0.0 and cw == 1.0
                 if by_rows:
-                    _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw,
-                                width, px, py, frac_x, frac_y, offset, goffset, inside)
+                    _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, nearest, height,
+                                width, sh, sw, px, py, frac_x, frac_y, offset, goffset, inside)
                     ush, usw = _U(sh), _U(sw)
                     for c in range(channels):
                         s0 = _U(base + c * sc)
                         o = orow + c * oc + j0 * ow
+                        if nearest:
+                            fc = fill[c]
+                            for k in range(n):  # a safe tap (0) for points that are not inside
+                                out[o + k * ow] = img[s0 + offset[k]] if inside[k] else fc
+                            continue
                         if sw == 1 and ow == 1:  # NCHW: unit strides known to LLVM, no views (2-4x faster)
                             fc = fill[c]
                             for k in range(n):
@@ -353,8 +369,8 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                             pend_o[pending], pend_b[pending] = orow + (j0 + k) * ow, base
                             pending += 1
                     if pending > tile:  # room for one more row
-                        _border_pixels(img, sc, sh, sw, channels, height, width, pad, fill, out, oc, pend_x, pend_y,
-                                       pend_o, pend_b, pending)
+                        _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, pend_x,
+                                       pend_y, pend_o, pend_b, pending)
                         pending = 0
                     continue
                 for j in range(j0, j0 + n):
@@ -405,8 +421,8 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                         _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc,
                                       tap_i, tap_w)
         if pending:
-            _border_pixels(img, sc, sh, sw, channels, height, width, pad, fill, out, oc, pend_x, pend_y, pend_o, pend_b,
-                           pending)
+            _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, pend_x, pend_y, pend_o,
+                           pend_b, pending)
 
 
 @njit(parallel=True, **_OPTIONS)
@@ -421,10 +437,9 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
     """
     sb, sc, sh, sw = istr
     gb, gc, gh, gw = gstr
-    x_hi, y_hi = width - 1.0, height - 1.0
     per_block = (channels + blocks - 1) // blocks
     plane = height * width
-    by_rows = mode == _BILINEAR and height >= 2 and width >= 2  # as in forward
+    by_rows = mode == _BILINEAR and height >= 2 and width >= 2  # the bilinear row pass of forward
     for task in prange(in_batch * blocks):
         bi = task // blocks
         block = task - bi * blocks
@@ -453,8 +468,8 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                 affine = use_matrix and a20 == 0.0 and cw == 1.0
                 grow = b * gb + i * gh
                 if by_rows:
-                    _row_points(grid, g, i, 0, out_w, use_matrix, affine, a00, a10, a20, cx, cy, cw, x_hi, y_hi, sh, sw,
-                                width, px, py, frac_x, frac_y, offset, goffset, inside)
+                    _row_points(grid, g, i, 0, out_w, use_matrix, affine, a00, a10, a20, cx, cy, cw, False, height,
+                                width, sh, sw, px, py, frac_x, frac_y, offset, goffset, inside)
                     dxs[:] = 0.0
                     dys[:] = 0.0
                     ush, usw, uwidth = _U(sh), _U(sw), _U(width)
