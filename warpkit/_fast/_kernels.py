@@ -439,7 +439,8 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
     gb, gc, gh, gw = gstr
     per_block = (channels + blocks - 1) // blocks
     plane = height * width
-    by_rows = mode == _BILINEAR and height >= 2 and width >= 2  # the bilinear row pass of forward
+    nearest = mode == _NEAREST
+    by_rows = nearest or (mode == _BILINEAR and height >= 2 and width >= 2)  # as in forward
     for task in prange(in_batch * blocks):
         bi = task // blocks
         block = task - bi * blocks
@@ -468,7 +469,7 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                 affine = use_matrix and a20 == 0.0 and cw == 1.0
                 grow = b * gb + i * gh
                 if by_rows:
-                    _row_points(grid, g, i, 0, out_w, use_matrix, affine, a00, a10, a20, cx, cy, cw, False, height,
+                    _row_points(grid, g, i, 0, out_w, use_matrix, affine, a00, a10, a20, cx, cy, cw, nearest, height,
                                 width, sh, sw, px, py, frac_x, frac_y, offset, goffset, inside)
                     dxs[:] = 0.0
                     dys[:] = 0.0
@@ -476,6 +477,11 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                     for c in range(c0, c1):
                         # offsets, not views: no reference counts
                         s0, g0, p0 = _U(base + c * sc), grow + c * gc, _U(gbase + c * plane)
+                        if nearest:  # no point gradient: the output is piecewise constant in the point
+                            for j in range(out_w):
+                                if want_image and inside[j]:
+                                    grad[p0 + goffset[j]] += gout[g0 + j * gw]
+                            continue
                         for j in range(out_w):
                             if not inside[j]:
                                 continue
@@ -496,6 +502,10 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                     for j in range(out_w):
                         xr, yr = float(px[j]), float(py[j])
                         if inside[j] or _reads_only_fill(xr, yr, width, height, pad):
+                            continue
+                        if nearest:
+                            _pixel_backward(gout, grow + j * gw, gc, img, base, sc, sh, sw, grad, gbase, c0, c1, height,
+                                            width, xr, yr, mode, pad, fill, want_image, want_coords, tap_i, tap_w)
                             continue
                         # bilinear taps straddling the border, inline (a call with arrays is slow); as
                         # _slow_backward: taps outside (-1) weigh 0, the clamp passes gradient inside only
