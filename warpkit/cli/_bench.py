@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", default="benchmarks/results.png", help="PNG path ('' for none)")
     parser.add_argument("--budget", type=float, default=None, help="seconds of timing per measurement")
     parser.add_argument("--no-latency", action="store_true", help="skip the first-call latency subprocesses")
+    parser.add_argument("--interpolation", choices=["nearest", "bilinear", "bicubic"], default="bilinear",
+                        help="the mode every library samples with (default bilinear)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,15 +70,15 @@ def run(args: argparse.Namespace) -> int:
     print(_machine(args.threads))
     rows = []
     for label, kind, n, c, h, w in QUICK_CASES if args.quick else CASES:
-        rows.append(_bench_case(label, kind, (n, c, h, w), budget))
+        rows.append(_bench_case(label, kind, (n, c, h, w), budget, args.interpolation))
         print(f"  measured {label}", file=sys.stderr, flush=True)
     print()
-    print(_tables(rows))
+    print(_tables(rows, args.interpolation))
     if not args.no_latency:
         print()
         print(_latency(cold=not args.quick))
     if args.plot:
-        _plot(rows, args.plot)
+        _plot(rows, args.plot, args.interpolation)
         print(f"\nplot: {args.plot}")
     print(f"\nbenchmark wall time: {time.perf_counter() - started:.0f} s")
     return 0
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 # ---- one case ---------------------------------------------------------------------------------------------
 
 
-def _bench_case(label, kind, shape, budget):
+def _bench_case(label, kind, shape, budget, mode):
     import cv2
     import kornia
     import numpy as np
@@ -97,10 +99,14 @@ def _bench_case(label, kind, shape, budget):
     n, c, h, w = shape
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(n, c, h, w, generator=gen)
-    image_hwc = [np.ascontiguousarray(im.permute(1, 2, 0).numpy()) for im in image]
     grad_out = torch.randn(n, c, h, w, generator=gen)
     copy_target = torch.empty_like(image)
     times, peak = {}, {}
+    cv2_flag = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}[mode]
+    # cv2's cubic takes at most 4 channels a call: more go in groups of 4, as a cv2 user would do it
+    group = 4 if mode == "bicubic" else c
+    parts = [[np.ascontiguousarray(im.permute(1, 2, 0)[..., k:k + group].numpy()) for k in range(0, c, group)]
+             for im in image]  # per image, its HWC channel groups
 
     if kind == "affine":
         matrix = _random_affines(n, (h, w), gen)
@@ -108,16 +114,17 @@ def _bench_case(label, kind, shape, budget):
         matrix_np = matrix.double().numpy()
 
         def torch_fwd(img=image, th=theta):
-            return F.grid_sample(img, F.affine_grid(th, (n, c, h, w), align_corners=False), align_corners=False)
+            grid = F.affine_grid(th, (n, c, h, w), align_corners=False)
+            return F.grid_sample(img, grid, mode=mode, align_corners=False)
 
         def kornia_fwd(img=image, m=matrix):
-            return kornia.geometry.transform.warp_affine(img, m, (h, w), align_corners=True)
+            return kornia.geometry.transform.warp_affine(img, m, (h, w), mode=mode, align_corners=True)
 
         def cv2_fwd():
-            return [cv2.warpAffine(im, m, (w, h), flags=cv2.INTER_LINEAR) for im, m in zip(image_hwc, matrix_np)]
+            return [cv2.warpAffine(p, m, (w, h), flags=cv2_flag) for ps, m in zip(parts, matrix_np) for p in ps]
 
         def ours_fwd(img=image, m=matrix):
-            return wk.warp(img, wk.Affine(m))
+            return wk.warp(img, wk.Affine(m), interpolation=mode)
 
         params = {"torch": theta, "kornia": matrix, "warpkit": matrix}
     else:
@@ -126,16 +133,16 @@ def _bench_case(label, kind, shape, budget):
         maps = [(g[..., 0].numpy().copy(), g[..., 1].numpy().copy()) for g in grid]
 
         def torch_fwd(img=image, g=normalised):
-            return F.grid_sample(img, g, align_corners=False)
+            return F.grid_sample(img, g, mode=mode, align_corners=False)
 
         def kornia_fwd(img=image, g=grid):
-            return kornia.geometry.transform.remap(img, g[..., 0], g[..., 1], align_corners=True)
+            return kornia.geometry.transform.remap(img, g[..., 0], g[..., 1], mode=mode, align_corners=True)
 
         def cv2_fwd():
-            return [cv2.remap(im, mx, my, cv2.INTER_LINEAR) for im, (mx, my) in zip(image_hwc, maps)]
+            return [cv2.remap(p, mx, my, cv2_flag) for ps, (mx, my) in zip(parts, maps) for p in ps]
 
         def ours_fwd(img=image, g=grid):
-            return wk.sample(img, g)
+            return wk.sample(img, g, interpolation=mode)
 
         params = {"torch": normalised, "kornia": grid, "warpkit": grid}
 
@@ -333,9 +340,9 @@ def _machine(threads: int) -> str:
     )
 
 
-def _tables(rows) -> str:
+def _tables(rows, mode) -> str:
     out = [
-        "Forward, float32, bilinear, zeros padding: median ms (ratio = other / warpkit; > 1 means warpkit is faster)",
+        f"Forward, float32, {mode}, zeros padding: median ms (ratio = other / warpkit; > 1 means warpkit is faster)",
         "",
         "| case | copy | torch | kornia | cv2 | warpkit | vs torch | vs kornia | vs cv2 | warpkit / copy |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -377,7 +384,7 @@ def _tables(rows) -> str:
     return "\n".join(out)
 
 
-def _plot(rows, path):
+def _plot(rows, path, mode):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -396,7 +403,7 @@ def _plot(rows, path):
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(rows))], labels, fontsize=8)
     ax.set_ylabel("speed-up of warpkit (x)")
-    ax.set_title("warpkit fast CPU backend, float32 bilinear")
+    ax.set_title(f"warpkit fast CPU backend, float32 {mode}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
