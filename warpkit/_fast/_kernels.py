@@ -28,7 +28,7 @@ __all__ = ["forward", "backward", "MODES", "PADDINGS"]
 
 MODES = {"nearest": 0, "bilinear": 1, "bicubic": 2}
 PADDINGS = {"zeros": 0, "constant": 1, "replicate": 2, "reflect": 3, "reflect101": 4, "wrap": 5}
-_NEAREST, _BILINEAR = 0, 1
+_NEAREST, _BILINEAR, _BICUBIC = 0, 1, 2
 _ZEROS, _CONSTANT, _REPLICATE, _REFLECT, _WRAP = 0, 1, 2, 3, 5
 _LIMIT = float(2**24)
 _A = -0.75
@@ -227,12 +227,12 @@ def _matrix_point(j, affine, a00, a10, a20, cx, cy, cw):
 
 
 @njit(inline="always", **_OPTIONS)  # inlined by numba: a call per row, with its arrays, costs 15-25%
-def _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, nearest, height, width, sh, sw, px,
+def _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, mode, height, width, sh, sw, px,
                 py, wx, wy, offset, goffset, inside):
     """Row pass over columns ``j0 .. j0 + n`` of output row ``i``, into entries ``0 .. n``: points ``px, py``
-    (image dtype), and for points whose taps are all inside (bilinear: 2x2, ``nearest``: 1), fractions
-    ``wx, wy`` and the element offset of the (top-left) tap in the image (``offset``) and in a contiguous
-    plane (``goffset``); the others get the safe offset 0."""
+    (image dtype), and for points whose taps are all inside (nearest: 1, bilinear: 2x2, bicubic: 4x4),
+    fractions ``wx, wy`` and the element offset of the (top-left) tap in the image (``offset``) and in a
+    contiguous plane (``goffset``); the others get the safe offset 0."""
     for k in range(n):
         j = j0 + k
         if affine:  # no division: the common case, and exact
@@ -248,20 +248,24 @@ def _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw
     for k in range(n):
         x, y = px[k], py[k]
         # tests in float: NaN fails them, and no huge value becomes an integer
-        if nearest:  # the tap rint(x) is inside (an exact -0.5 takes the slow path)
+        if mode == _NEAREST:  # the tap rint(x) is inside (an exact -0.5 takes the slow path)
             ok = x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5
-        else:  # the taps floor(x) and floor(x) + 1 are inside
+        elif mode == _BILINEAR:  # the taps floor(x) and floor(x) + 1 are inside
             ok = x >= 0.0 and x < width - 1.0 and y >= 0.0 and y < height - 1.0
+        else:  # the taps floor(x) - 1 .. floor(x) + 2 are inside
+            ok = x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0
         inside[k] = ok
         x = x if ok else 0.0
         y = y if ok else 0.0
-        x0, y0 = (np.rint(x), np.rint(y)) if nearest else (np.floor(x), np.floor(y))
+        x0, y0 = (np.rint(x), np.rint(y)) if mode == _NEAREST else (np.floor(x), np.floor(y))
         wx[k], wy[k] = x - x0, y - y0
-        offset[k] = np.uint64(np.int64(y0) * sh + np.int64(x0) * sw)
-        goffset[k] = np.uint64(np.int64(y0) * width + np.int64(x0))
+        first = 1 if mode == _BICUBIC and ok else 0  # bicubic's first tap is floor(x) - 1
+        offset[k] = np.uint64((np.int64(y0) - first) * sh + (np.int64(x0) - first) * sw)
+        goffset[k] = np.uint64((np.int64(y0) - first) * width + np.int64(x0) - first)
 
 @njit(**_OPTIONS)
-def _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, xs, ys, outs, bases, count):
+def _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, xs, ys, outs, bases, count,
+                   tap_i, tap_w):
     """Pixels of the row pass whose taps are not all inside: fill, or taps straddling the border.
     Pixel ``k`` has point ``xs[k], ys[k]``, output offset ``outs[k]`` and image offset ``bases[k]``."""
     for k in range(count):
@@ -269,6 +273,10 @@ def _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, ou
         if _reads_only_fill(x, y, width, height, pad):
             for c in range(channels):
                 out[o + c * oc] = fill[c]
+            continue
+        if mode == _BICUBIC:
+            _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc, tap_i,
+                          tap_w)
             continue
         if mode == _NEAREST:  # the tap mapped like _axis_taps does, inline (a call with arrays is slow)
             col = _border(np.int64(np.rint(min(max(x, -_LIMIT), _LIMIT))), width, pad)
@@ -299,10 +307,11 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
     rows = batch * out_h
     # interior tests in float: NaN fails them, and no huge value is converted to an integer first
     x_hi, y_hi = width - 1.0, height - 1.0
-    # bilinear and nearest work row by row in passes (points, then one tight loop per channel, then the border
-    # pixels), 3x faster than pixel by pixel; bilinear passes read 2x2 taps, so they need a 2x2 image
+    # rows are done in passes (points, then one tight loop per channel, then the border pixels), 3x faster
+    # than pixel by pixel; the passes read every tap at a safe offset, so the image must hold them all
     nearest = mode == _NEAREST
-    by_rows = nearest or (mode == _BILINEAR and height >= 2 and width >= 2)
+    side = 1 if nearest else (2 if mode == _BILINEAR else 4)
+    by_rows = height >= side and width >= side
     tile = min(out_w, _TILE)
     for task in prange((rows + chunk - 1) // chunk):
         point = np.empty(2, img.dtype)  # rounds a computed point to the image dtype, as the reference holds it
@@ -312,6 +321,7 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
         frac_x, frac_y = np.empty(tile, img.dtype), np.empty(tile, img.dtype)
         offset, goffset = np.empty(tile, np.uint64), np.empty(tile, np.uint64)
         inside = np.empty(tile, np.bool_)
+        cwx, cwy = np.empty((4, tile), img.dtype), np.empty((4, tile), img.dtype)  # bicubic tap weights
         # the row pass's pixels that are not inside, collected over rows and handled together (inline, they
         # slow the pass down; a call per row costs too much)
         pend_x, pend_y = np.empty(2 * tile, img.dtype), np.empty(2 * tile, img.dtype)
@@ -334,8 +344,12 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                 cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
                 affine = use_matrix and a20 == 0.0 and cw == 1.0
                 if by_rows:
-                    _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, nearest, height,
+                    _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, mode, height,
                                 width, sh, sw, px, py, frac_x, frac_y, offset, goffset, inside)
+                    if mode == _BICUBIC:
+                        for k in range(n):
+                            cwx[0, k], cwx[1, k], cwx[2, k], cwx[3, k] = _cubic(float(frac_x[k]))
+                            cwy[0, k], cwy[1, k], cwy[2, k], cwy[3, k] = _cubic(float(frac_y[k]))
                     ush, usw = _U(sh), _U(sw)
                     for c in range(channels):
                         s0 = _U(base + c * sc)
@@ -344,6 +358,18 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                             fc = fill[c]
                             for k in range(n):  # a safe tap (0) for points that are not inside
                                 out[o + k * ow] = img[s0 + offset[k]] if inside[k] else fc
+                            continue
+                        if mode == _BICUBIC:
+                            fc = fill[c]
+                            for k in range(n):
+                                q = s0 + offset[k]  # the top-left tap (safe 0 for points that are not inside)
+                                acc = 0.0
+                                for t in range(4):
+                                    rq = q + _U(t) * ush
+                                    acc += cwy[t, k] * (cwx[0, k] * img[rq] + cwx[1, k] * img[rq + usw]
+                                                        + cwx[2, k] * img[rq + _U(2) * usw]
+                                                        + cwx[3, k] * img[rq + _U(3) * usw])
+                                out[o + k * ow] = acc if inside[k] else fc
                             continue
                         if sw == 1 and ow == 1:  # NCHW: unit strides known to LLVM, no views (2-4x faster)
                             fc = fill[c]
@@ -370,7 +396,7 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                             pending += 1
                     if pending > tile:  # room for one more row
                         _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, pend_x,
-                                       pend_y, pend_o, pend_b, pending)
+                                       pend_y, pend_o, pend_b, pending, tap_i, tap_w)
                         pending = 0
                     continue
                 for j in range(j0, j0 + n):
@@ -422,7 +448,7 @@ def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix,
                                       tap_i, tap_w)
         if pending:
             _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, pend_x, pend_y, pend_o,
-                           pend_b, pending)
+                           pend_b, pending, tap_i, tap_w)
 
 
 @njit(parallel=True, **_OPTIONS)
@@ -440,7 +466,8 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
     per_block = (channels + blocks - 1) // blocks
     plane = height * width
     nearest = mode == _NEAREST
-    by_rows = nearest or (mode == _BILINEAR and height >= 2 and width >= 2)  # as in forward
+    # the row passes of forward for nearest and bilinear; bicubic goes pixel by pixel
+    by_rows = nearest or (mode == _BILINEAR and height >= 2 and width >= 2)
     for task in prange(in_batch * blocks):
         bi = task // blocks
         block = task - bi * blocks
@@ -469,7 +496,7 @@ def backward(gout, gstr, img, istr, grad, in_batch, channels, height, width, gri
                 affine = use_matrix and a20 == 0.0 and cw == 1.0
                 grow = b * gb + i * gh
                 if by_rows:
-                    _row_points(grid, g, i, 0, out_w, use_matrix, affine, a00, a10, a20, cx, cy, cw, nearest, height,
+                    _row_points(grid, g, i, 0, out_w, use_matrix, affine, a00, a10, a20, cx, cy, cw, mode, height,
                                 width, sh, sw, px, py, frac_x, frac_y, offset, goffset, inside)
                     dxs[:] = 0.0
                     dys[:] = 0.0
