@@ -245,21 +245,21 @@ def _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw
         else:
             px[k] = grid[g, i, j, 0]
             py[k] = grid[g, i, j, 1]
+    # a point is inside when all its taps are: rint(x) for nearest (rint(-0.5) is 0), floor(x) .. floor(x) + 1
+    # for bilinear, floor(x) - 1 .. floor(x) + 2 for bicubic. Tests in float: NaN fails them, and no huge
+    # value becomes an integer
+    lo = -0.5 if mode == _NEAREST else (0.0 if mode == _BILINEAR else 1.0)
+    reach = 0.5 if mode == _NEAREST else (1.0 if mode == _BILINEAR else 2.0)  # hi = size - reach
+    first_tap = 1 if mode == _BICUBIC else 0
     for k in range(n):
         x, y = px[k], py[k]
-        # tests in float: NaN fails them, and no huge value becomes an integer
-        if mode == _NEAREST:  # the tap rint(x) is inside (an exact -0.5 takes the slow path)
-            ok = x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5
-        elif mode == _BILINEAR:  # the taps floor(x) and floor(x) + 1 are inside
-            ok = x >= 0.0 and x < width - 1.0 and y >= 0.0 and y < height - 1.0
-        else:  # the taps floor(x) - 1 .. floor(x) + 2 are inside
-            ok = x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0
+        ok = x >= lo and x < width - reach and y >= lo and y < height - reach
         inside[k] = ok
         x = x if ok else 0.0
         y = y if ok else 0.0
         x0, y0 = (np.rint(x), np.rint(y)) if mode == _NEAREST else (np.floor(x), np.floor(y))
         wx[k], wy[k] = x - x0, y - y0
-        first = 1 if mode == _BICUBIC and ok else 0  # bicubic's first tap is floor(x) - 1
+        first = first_tap if ok else 0
         offset[k] = np.uint64((np.int64(y0) - first) * sh + (np.int64(x0) - first) * sw)
         goffset[k] = np.uint64((np.int64(y0) - first) * width + np.int64(x0) - first)
 
@@ -298,157 +298,174 @@ def _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, ou
             out[o + c * oc] = value + fill[c] * rest
 
 
-@njit(parallel=True, **_OPTIONS)
-def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w, mode, pad,
-            fill, out, ostr, chunk):
-    """``out[b, c, i, j]`` for every output pixel; parallel over chunks of ``chunk`` output rows."""
-    sb, sc, sh, sw = istr
-    ob, oc, oh, ow = ostr
-    rows = batch * out_h
-    # interior tests in float: NaN fails them, and no huge value is converted to an integer first
-    x_hi, y_hi = width - 1.0, height - 1.0
-    # rows are done in passes (points, then one tight loop per channel, then the border pixels), 3x faster
-    # than pixel by pixel; the passes read every tap at a safe offset, so the image must hold them all
-    nearest = mode == _NEAREST
-    side = 1 if nearest else (2 if mode == _BILINEAR else 4)
-    by_rows = height >= side and width >= side
-    tile = min(out_w, _TILE)
-    for task in prange((rows + chunk - 1) // chunk):
-        point = np.empty(2, img.dtype)  # rounds a computed point to the image dtype, as the reference holds it
-        tap_i = np.empty((2, 4), np.int64)
-        tap_w = np.empty((4, 4))
-        px, py = np.empty(tile, img.dtype), np.empty(tile, img.dtype)
-        frac_x, frac_y = np.empty(tile, img.dtype), np.empty(tile, img.dtype)
-        offset, goffset = np.empty(tile, np.uint64), np.empty(tile, np.uint64)
-        inside = np.empty(tile, np.bool_)
-        cwx, cwy = np.empty((4, tile), img.dtype), np.empty((4, tile), img.dtype)  # bicubic tap weights
-        # the row pass's pixels that are not inside, collected over rows and handled together (inline, they
-        # slow the pass down; a call per row costs too much)
-        pend_x, pend_y = np.empty(2 * tile, img.dtype), np.empty(2 * tile, img.dtype)
-        pend_o, pend_b = np.empty(2 * tile, np.int64), np.empty(2 * tile, np.int64)
-        pending = 0
-        # the task's rows in column tiles: the source region a tile reads stays in cache (rotations!)
-        for j0 in range(0, out_w, tile):
-            n = min(tile, out_w - j0)
-            for r in range(task * chunk, min(rows, (task + 1) * chunk)):
-                b = r // out_h
-                i = r - b * out_h
-                base = (b if in_batch > 1 else 0) * sb
-                orow = b * ob + i * oh
-                m = b if mat.shape[0] > 1 else 0
-                g = b if grid.shape[0] > 1 else 0
-                # the row's constant part of x = (m00 j + m01 i + m02) / (m20 j + m21 i + m22), and of y
-                a00, a10, a20 = float(mat[m, 0, 0]), float(mat[m, 1, 0]), float(mat[m, 2, 0])
-                cx = float(mat[m, 0, 1]) * i + float(mat[m, 0, 2])
-                cy = float(mat[m, 1, 1]) * i + float(mat[m, 1, 2])
-                cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
-                affine = use_matrix and a20 == 0.0 and cw == 1.0
-                if by_rows:
-                    _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, mode, height,
-                                width, sh, sw, px, py, frac_x, frac_y, offset, goffset, inside)
-                    if mode == _BICUBIC:
-                        for k in range(n):
-                            cwx[0, k], cwx[1, k], cwx[2, k], cwx[3, k] = _cubic(float(frac_x[k]))
-                            cwy[0, k], cwy[1, k], cwy[2, k], cwy[3, k] = _cubic(float(frac_y[k]))
-                    ush, usw = _U(sh), _U(sw)
-                    for c in range(channels):
-                        s0 = _U(base + c * sc)
-                        o = orow + c * oc + j0 * ow
-                        if nearest:
-                            fc = fill[c]
-                            for k in range(n):  # a safe tap (0) for points that are not inside
-                                out[o + k * ow] = img[s0 + offset[k]] if inside[k] else fc
-                            continue
+def _make_forward(mode_constant: int):
+    """The forward kernel for one interpolation mode: with the mode a compile-time constant, each kernel
+    holds only its own mode's code (together, the modes' row passes slowed bilinear down by 20%)."""
+
+    @njit(parallel=True, **_OPTIONS)
+    def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w, mode, pad,
+                fill, out, ostr, chunk):
+        """``out[b, c, i, j]`` for every output pixel; parallel over chunks of ``chunk`` output rows."""
+        mode = mode_constant
+        sb, sc, sh, sw = istr
+        ob, oc, oh, ow = ostr
+        rows = batch * out_h
+        # interior tests in float: NaN fails them, and no huge value is converted to an integer first
+        x_hi, y_hi = width - 1.0, height - 1.0
+        # rows are done in passes (points, then one tight loop per channel, then the border pixels), 3x faster
+        # than pixel by pixel; the passes read every tap at a safe offset, so the image must hold them all
+        nearest = mode == _NEAREST
+        side = 1 if nearest else (2 if mode == _BILINEAR else 4)
+        by_rows = height >= side and width >= side
+        tile = min(out_w, _TILE)
+        for task in prange((rows + chunk - 1) // chunk):
+            point = np.empty(2, img.dtype)  # rounds a computed point to the image dtype, as the reference holds it
+            tap_i = np.empty((2, 4), np.int64)
+            tap_w = np.empty((4, 4))
+            px, py = np.empty(tile, img.dtype), np.empty(tile, img.dtype)
+            frac_x, frac_y = np.empty(tile, img.dtype), np.empty(tile, img.dtype)
+            offset, goffset = np.empty(tile, np.uint64), np.empty(tile, np.uint64)
+            inside = np.empty(tile, np.bool_)
+            cwx, cwy = np.empty((4, tile), img.dtype), np.empty((4, tile), img.dtype)  # bicubic tap weights
+            # the row pass's pixels that are not inside, collected over rows and handled together (inline, they
+            # slow the pass down; a call per row costs too much)
+            pend_x, pend_y = np.empty(2 * tile, img.dtype), np.empty(2 * tile, img.dtype)
+            pend_o, pend_b = np.empty(2 * tile, np.int64), np.empty(2 * tile, np.int64)
+            pending = 0
+            # the task's rows in column tiles: the source region a tile reads stays in cache (rotations!)
+            for j0 in range(0, out_w, tile):
+                n = min(tile, out_w - j0)
+                for r in range(task * chunk, min(rows, (task + 1) * chunk)):
+                    b = r // out_h
+                    i = r - b * out_h
+                    base = (b if in_batch > 1 else 0) * sb
+                    orow = b * ob + i * oh
+                    m = b if mat.shape[0] > 1 else 0
+                    g = b if grid.shape[0] > 1 else 0
+                    # the row's constant part of x = (m00 j + m01 i + m02) / (m20 j + m21 i + m22), and of y
+                    a00, a10, a20 = float(mat[m, 0, 0]), float(mat[m, 1, 0]), float(mat[m, 2, 0])
+                    cx = float(mat[m, 0, 1]) * i + float(mat[m, 0, 2])
+                    cy = float(mat[m, 1, 1]) * i + float(mat[m, 1, 2])
+                    cw = float(mat[m, 2, 1]) * i + float(mat[m, 2, 2])
+                    affine = use_matrix and a20 == 0.0 and cw == 1.0
+                    if by_rows:
+                        _row_points(grid, g, i, j0, n, use_matrix, affine, a00, a10, a20, cx, cy, cw, mode, height,
+                                    width, sh, sw, px, py, frac_x, frac_y, offset, goffset, inside)
                         if mode == _BICUBIC:
-                            fc = fill[c]
                             for k in range(n):
-                                q = s0 + offset[k]  # the top-left tap (safe 0 for points that are not inside)
-                                acc = 0.0
-                                for t in range(4):
-                                    rq = q + _U(t) * ush
-                                    acc += cwy[t, k] * (cwx[0, k] * img[rq] + cwx[1, k] * img[rq + usw]
-                                                        + cwx[2, k] * img[rq + _U(2) * usw]
-                                                        + cwx[3, k] * img[rq + _U(3) * usw])
-                                out[o + k * ow] = acc if inside[k] else fc
-                            continue
-                        if sw == 1 and ow == 1:  # NCHW: unit strides known to LLVM, no views (2-4x faster)
-                            fc = fill[c]
+                                cwx[0, k], cwx[1, k], cwx[2, k], cwx[3, k] = _cubic(float(frac_x[k]))
+                                cwy[0, k], cwy[1, k], cwy[2, k], cwy[3, k] = _cubic(float(frac_y[k]))
+                        ush, usw = _U(sh), _U(sw)
+                        for c in range(channels):
+                            s0 = _U(base + c * sc)
+                            o = orow + c * oc + j0 * ow
+                            if nearest:
+                                fc = fill[c]
+                                for k in range(n):  # a safe tap (0) for points that are not inside
+                                    out[o + k * ow] = img[s0 + offset[k]] if inside[k] else fc
+                                continue
+                            if mode == _BICUBIC:
+                                fc = fill[c]
+                                for k in range(n):
+                                    q = s0 + offset[k]  # the top-left tap (safe 0 for points that are not inside)
+                                    acc = 0.0
+                                    for t in range(4):
+                                        rq = q + _U(t) * ush
+                                        acc += cwy[t, k] * (cwx[0, k] * img[rq] + cwx[1, k] * img[rq + usw]
+                                                            + cwx[2, k] * img[rq + _U(2) * usw]
+                                                            + cwx[3, k] * img[rq + _U(3) * usw])
+                                    out[o + k * ow] = acc if inside[k] else fc
+                                continue
+                            if sw == 1 and ow == 1:  # NCHW: unit strides known to LLVM, no views (2-4x faster)
+                                fc = fill[c]
+                                for k in range(n):
+                                    q = s0 + offset[k]  # a safe tap (0) for points that are not inside
+                                    tx, ty = frac_x[k], frac_y[k]
+                                    v00, v10 = img[q], img[q + ush]
+                                    top = v00 + tx * (img[q + _U(1)] - v00)
+                                    bottom = v10 + tx * (img[q + ush + _U(1)] - v10)
+                                    out[o + k] = top + ty * (bottom - top) if inside[k] else fc
+                                continue
                             for k in range(n):
-                                q = s0 + offset[k]  # a safe tap (0) for points that are not inside
+                                q = s0 + offset[k]
                                 tx, ty = frac_x[k], frac_y[k]
-                                v00, v10 = img[q], img[q + ush]
-                                top = v00 + tx * (img[q + _U(1)] - v00)
-                                bottom = v10 + tx * (img[q + ush + _U(1)] - v10)
-                                out[o + k] = top + ty * (bottom - top) if inside[k] else fc
-                            continue
+                                top = img[q] + tx * (img[q + usw] - img[q])
+                                bottom = img[q + ush] + tx * (img[q + ush + usw] - img[q + ush])
+                                out[o + k * ow] = top + ty * (bottom - top)
+                        unit = sw == 1 and ow == 1  # then fill is already written
                         for k in range(n):
-                            q = s0 + offset[k]
-                            tx, ty = frac_x[k], frac_y[k]
-                            top = img[q] + tx * (img[q + usw] - img[q])
-                            bottom = img[q + ush] + tx * (img[q + ush + usw] - img[q + ush])
-                            out[o + k * ow] = top + ty * (bottom - top)
-                    unit = sw == 1 and ow == 1  # then fill is already written
-                    for k in range(n):
-                        if not inside[k] and not (unit and _reads_only_fill(float(px[k]), float(py[k]), width, height,
-                                                                            pad)):
-                            pend_x[pending], pend_y[pending] = px[k], py[k]
-                            pend_o[pending], pend_b[pending] = orow + (j0 + k) * ow, base
-                            pending += 1
-                    if pending > tile:  # room for one more row
-                        _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, pend_x,
-                                       pend_y, pend_o, pend_b, pending, tap_i, tap_w)
-                        pending = 0
-                    continue
-                for j in range(j0, j0 + n):
-                    if use_matrix:
-                        point[0], point[1] = _matrix_point(j, affine, a00, a10, a20, cx, cy, cw)
-                    else:
-                        point[0] = grid[g, i, j, 0]
-                        point[1] = grid[g, i, j, 1]
-                    x, y = float(point[0]), float(point[1])
-                    o = orow + j * ow
-                    if mode == _BILINEAR:
-                        if x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi:
-                            x0, y0 = int(x), int(y)  # floor: both are >= 0
-                            tx, ty = x - x0, y - y0
-                            ux, uy = 1.0 - tx, 1.0 - ty
-                            w00, w01, w10, w11 = uy * ux, uy * tx, ty * ux, ty * tx
-                            p = base + y0 * sh + x0 * sw
+                            if not inside[k] and not (unit and _reads_only_fill(float(px[k]), float(py[k]), width,
+                                                                                height, pad)):
+                                pend_x[pending], pend_y[pending] = px[k], py[k]
+                                pend_o[pending], pend_b[pending] = orow + (j0 + k) * ow, base
+                                pending += 1
+                        if pending > tile:  # room for one more row
+                            _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, pend_x,
+                                           pend_y, pend_o, pend_b, pending, tap_i, tap_w)
+                            pending = 0
+                        continue
+                    for j in range(j0, j0 + n):
+                        if use_matrix:
+                            point[0], point[1] = _matrix_point(j, affine, a00, a10, a20, cx, cy, cw)
+                        else:
+                            point[0] = grid[g, i, j, 0]
+                            point[1] = grid[g, i, j, 1]
+                        x, y = float(point[0]), float(point[1])
+                        o = orow + j * ow
+                        if mode == _BILINEAR:
+                            if x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi:
+                                x0, y0 = int(x), int(y)  # floor: both are >= 0
+                                tx, ty = x - x0, y - y0
+                                ux, uy = 1.0 - tx, 1.0 - ty
+                                w00, w01, w10, w11 = uy * ux, uy * tx, ty * ux, ty * tx
+                                p = base + y0 * sh + x0 * sw
+                                for c in range(channels):
+                                    q = p + c * sc
+                                    out[o + c * oc] = (w00 * img[q] + w01 * img[q + sw]) + (w10 * img[q + sh]
+                                                                                           + w11 * img[q + sh + sw])
+                                continue
+                        elif mode == _NEAREST:
+                            if x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5:
+                                p = base + int(np.rint(y)) * sh + int(np.rint(x)) * sw
+                                for c in range(channels):
+                                    out[o + c * oc] = img[p + c * sc]
+                                continue
+                        elif x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0:
+                            x0, y0 = int(x), int(y)
+                            wx0, wx1, wx2, wx3 = _cubic(x - x0)
+                            wy0, wy1, wy2, wy3 = _cubic(y - y0)
+                            p = base + (y0 - 1) * sh + (x0 - 1) * sw
                             for c in range(channels):
                                 q = p + c * sc
-                                out[o + c * oc] = (w00 * img[q] + w01 * img[q + sw]) + (w10 * img[q + sh]
-                                                                                       + w11 * img[q + sh + sw])
+                                acc = 0.0
+                                for ty in range(4):
+                                    wy = wy0 if ty == 0 else (wy1 if ty == 1 else (wy2 if ty == 2 else wy3))
+                                    rq = q + ty * sh
+                                    acc += wy * (wx0 * img[rq] + wx1 * img[rq + sw] + wx2 * img[rq + 2 * sw]
+                                                 + wx3 * img[rq + 3 * sw])
+                                out[o + c * oc] = acc
                             continue
-                    elif mode == _NEAREST:
-                        if x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5:
-                            p = base + int(np.rint(y)) * sh + int(np.rint(x)) * sw
+                        if _reads_only_fill(x, y, width, height, pad):
                             for c in range(channels):
-                                out[o + c * oc] = img[p + c * sc]
-                            continue
-                    elif x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0:
-                        x0, y0 = int(x), int(y)
-                        wx0, wx1, wx2, wx3 = _cubic(x - x0)
-                        wy0, wy1, wy2, wy3 = _cubic(y - y0)
-                        p = base + (y0 - 1) * sh + (x0 - 1) * sw
-                        for c in range(channels):
-                            q = p + c * sc
-                            acc = 0.0
-                            for ty in range(4):
-                                wy = wy0 if ty == 0 else (wy1 if ty == 1 else (wy2 if ty == 2 else wy3))
-                                rq = q + ty * sh
-                                acc += wy * (wx0 * img[rq] + wx1 * img[rq + sw] + wx2 * img[rq + 2 * sw]
-                                             + wx3 * img[rq + 3 * sw])
-                            out[o + c * oc] = acc
-                        continue
-                    if _reads_only_fill(x, y, width, height, pad):
-                        for c in range(channels):
-                            out[o + c * oc] = fill[c]
-                    else:
-                        _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc,
-                                      tap_i, tap_w)
-        if pending:
-            _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, pend_x, pend_y, pend_o,
-                           pend_b, pending, tap_i, tap_w)
+                                out[o + c * oc] = fill[c]
+                        else:
+                            _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o,
+                                          oc, tap_i, tap_w)
+            if pending:
+                _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, pend_x, pend_y,
+                               pend_o, pend_b, pending, tap_i, tap_w)
+
+    return forward
+
+
+_FORWARD = tuple(_make_forward(m) for m in range(len(MODES)))
+
+
+def forward(img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w, mode, pad,
+            fill, out, ostr, chunk):
+    """``out[b, c, i, j]`` for every output pixel, by the kernel of ``mode``."""
+    _FORWARD[mode](img, istr, in_batch, channels, height, width, grid, mat, use_matrix, batch, out_h, out_w, mode, pad,
+                   fill, out, ostr, chunk)
 
 
 @njit(parallel=True, **_OPTIONS)
