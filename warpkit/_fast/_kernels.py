@@ -5,12 +5,13 @@ Every kernel reads source coordinates either from a ``(Bg, H_out, W_out, 2)`` gr
 matrix never materialises a grid. Images and outputs are flat arrays addressed through element strides
 ``(batch, channel, row, column)``: one compiled kernel serves NCHW and channels-last.
 
-Each output pixel computes its point and weights once and loops over the channels. Points whose taps all
-fall inside the image (almost all of them) read the taps directly; the others, and non-finite points,
-take a slow path that maps every tap on its own like ``cv2.borderInterpolate``, exactly as
-:func:`warpkit._sampler.reference_sample` does. Points are computed in float64 and rounded to the image
-dtype (as the reference holds them), clamped to ``+-2**24``, and no index can leave the image whatever
-the coordinates are.
+Most work runs in row passes: for a tile of an output row, first the points, fractions and tap offsets,
+then one tight loop per channel that reads the taps directly. Points whose taps are not all inside the image,
+and non-finite points, are collected and take a slower path that maps every tap on its own like
+``cv2.borderInterpolate``, exactly as :func:`warpkit._sampler.reference_sample` does. The bicubic backward, and
+images too small for a pass's taps, go pixel by pixel. Each interpolation mode has its own forward kernel.
+Points are computed in float64 and rounded to the image dtype (as the reference holds them), clamped to
+``+-2**24``, and no index can leave the image whatever the coordinates are.
 
 Determinism: the forward writes each output element from one thread. The backward gives each task whole
 (image, channel block) planes of the image gradient and its own slot of the point / matrix gradient
