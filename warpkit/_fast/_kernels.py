@@ -311,10 +311,9 @@ def _make_forward(mode_constant: int):
         sb, sc, sh, sw = istr
         ob, oc, oh, ow = ostr
         rows = batch * out_h
-        # interior tests in float: NaN fails them, and no huge value is converted to an integer first
-        x_hi, y_hi = width - 1.0, height - 1.0
         # rows are done in passes (points, then one tight loop per channel, then the border pixels), 3x faster
-        # than pixel by pixel; the passes read every tap at a safe offset, so the image must hold them all
+        # than pixel by pixel; the passes read every tap at a safe offset, so the image must hold them all.
+        # A smaller image has no point with all taps inside: pixel by pixel, every point takes the slow path
         nearest = mode == _NEAREST
         side = 1 if nearest else (2 if mode == _BILINEAR else 4)
         by_rows = height >= side and width >= side
@@ -411,47 +410,8 @@ def _make_forward(mode_constant: int):
                         else:
                             point[0] = grid[g, i, j, 0]
                             point[1] = grid[g, i, j, 1]
-                        x, y = float(point[0]), float(point[1])
-                        o = orow + j * ow
-                        if mode == _BILINEAR:
-                            if x >= 0.0 and x < x_hi and y >= 0.0 and y < y_hi:
-                                x0, y0 = int(x), int(y)  # floor: both are >= 0
-                                tx, ty = x - x0, y - y0
-                                ux, uy = 1.0 - tx, 1.0 - ty
-                                w00, w01, w10, w11 = uy * ux, uy * tx, ty * ux, ty * tx
-                                p = base + y0 * sh + x0 * sw
-                                for c in range(channels):
-                                    q = p + c * sc
-                                    out[o + c * oc] = (w00 * img[q] + w01 * img[q + sw]) + (w10 * img[q + sh]
-                                                                                           + w11 * img[q + sh + sw])
-                                continue
-                        elif mode == _NEAREST:
-                            if x > -0.5 and x < width - 0.5 and y > -0.5 and y < height - 0.5:
-                                p = base + int(np.rint(y)) * sh + int(np.rint(x)) * sw
-                                for c in range(channels):
-                                    out[o + c * oc] = img[p + c * sc]
-                                continue
-                        elif x >= 1.0 and x < width - 2.0 and y >= 1.0 and y < height - 2.0:
-                            x0, y0 = int(x), int(y)
-                            wx0, wx1, wx2, wx3 = _cubic(x - x0)
-                            wy0, wy1, wy2, wy3 = _cubic(y - y0)
-                            p = base + (y0 - 1) * sh + (x0 - 1) * sw
-                            for c in range(channels):
-                                q = p + c * sc
-                                acc = 0.0
-                                for ty in range(4):
-                                    wy = wy0 if ty == 0 else (wy1 if ty == 1 else (wy2 if ty == 2 else wy3))
-                                    rq = q + ty * sh
-                                    acc += wy * (wx0 * img[rq] + wx1 * img[rq + sw] + wx2 * img[rq + 2 * sw]
-                                                 + wx3 * img[rq + 3 * sw])
-                                out[o + c * oc] = acc
-                            continue
-                        if _reads_only_fill(x, y, width, height, pad):
-                            for c in range(channels):
-                                out[o + c * oc] = fill[c]
-                        else:
-                            _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o,
-                                          oc, tap_i, tap_w)
+                        _slow_forward(img, base, sc, sh, sw, channels, height, width, float(point[0]), float(point[1]),
+                                      mode, pad, fill, out, orow + j * ow, oc, tap_i, tap_w)
             if pending:
                 _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, out, oc, pend_x, pend_y,
                                pend_o, pend_b, pending, tap_i, tap_w)
