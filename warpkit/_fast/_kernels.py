@@ -86,14 +86,21 @@ def _cubic_derivative(t):
 
 
 @njit(**_OPTIONS)
+def _nearest_tap(coord, n, pad):
+    """The nearest tap of a finite coordinate, clamped to +-2**24, mapped like ``cv2.borderInterpolate``
+    (-1: outside with zeros/constant). Exact .5 ties round half to even, as the reference (torch.round),
+    OpenCV and grid_sample do. Scalars only, so the call costs nothing."""
+    return _border(np.int64(np.rint(min(max(coord, -_LIMIT), _LIMIT))), n, pad)
+
+
+@njit(**_OPTIONS)
 def _axis_taps(coord, n, mode, pad, idx, w, dw):
     """Slow path, one axis of a finite point: taps mapped into the image (``idx``, -1 = outside, weight 0),
     weights ``w`` and d(weight)/d(coord) ``dw`` (0 where the clamp to +-2**24 cut). Returns the tap count."""
     mask = 1.0 if abs(coord) <= _LIMIT else 0.0  # torch.clamp passes gradient inside the bounds only
     c = min(max(coord, -_LIMIT), _LIMIT)
     if mode == _NEAREST:
-        # exact .5 ties round half to even, as the reference (torch.round), OpenCV and grid_sample do
-        idx[0] = _border(np.int64(np.rint(c)), n, pad)
+        idx[0] = _nearest_tap(coord, n, pad)
         w[0], dw[0] = 1.0, 0.0
         taps = 1
     elif mode == _BILINEAR:
@@ -279,9 +286,8 @@ def _border_pixels(img, sc, sh, sw, channels, height, width, mode, pad, fill, ou
             _slow_forward(img, base, sc, sh, sw, channels, height, width, x, y, mode, pad, fill, out, o, oc, tap_i,
                           tap_w)
             continue
-        if mode == _NEAREST:  # the tap mapped like _axis_taps does, inline (a call with arrays is slow)
-            col = _border(np.int64(np.rint(min(max(x, -_LIMIT), _LIMIT))), width, pad)
-            row = _border(np.int64(np.rint(min(max(y, -_LIMIT), _LIMIT))), height, pad)
+        if mode == _NEAREST:  # scalar code, not _slow_forward: a call with arrays costs more than the work
+            col, row = _nearest_tap(x, width, pad), _nearest_tap(y, height, pad)
             for c in range(channels):
                 out[o + c * oc] = img[base + c * sc + row * sh + col * sw] if row >= 0 and col >= 0 else fill[c]
             continue
