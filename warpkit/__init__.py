@@ -1,32 +1,16 @@
-"""warpkit: differentiable image warping for PyTorch, validated against OpenCV and Kornia."""
+"""warpkit: differentiable image warping for PyTorch, validated against OpenCV and Kornia.
 
-from ._errors import (
-    ConvergenceWarning,
-    DegenerateInputError,
-    DeviceError,
-    DTypeError,
-    ModeError,
-    PluginLoadError,
-    ShapeError,
-    SingularMatrixError,
-    SizeLimitError,
-    UnknownFamilyError,
-    WarpkitError,
-)
-from ._base import Composed, Transform
-from ._checks import get_max_output_elements, set_max_output_elements
-from ._modes import Interpolation, Padding
-from ._sampler import sample
-from ._warp import warp
-from . import _fast  # registers the fast CPU sampler backend (numba imported lazily)
-from .families import Affine, Projective, ThinPlateSpline
-from ._registry import families, get_family, register_family
+``import warpkit`` is cheap: torch and the families are imported the first time a public name is used
+(PEP 562 ``__getattr__``), so that ``warpkit --help`` and the pytest plugin do not pay for torch. The names
+themselves live in :mod:`warpkit._api`.
+"""
 
-for _family in (Affine, Projective, ThinPlateSpline):
-    register_family(_family)
-del _family
+from __future__ import annotations
 
-from . import nn, testing  # noqa: E402  (they need the registry filled)
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -59,3 +43,52 @@ __all__ = [
     "set_max_output_elements",
     "warp",
 ]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports them on first use
+    from . import nn, testing
+    from ._base import Composed, Transform
+    from ._checks import get_max_output_elements, set_max_output_elements
+    from ._errors import (
+        ConvergenceWarning,
+        DegenerateInputError,
+        DeviceError,
+        DTypeError,
+        ModeError,
+        PluginLoadError,
+        ShapeError,
+        SingularMatrixError,
+        SizeLimitError,
+        UnknownFamilyError,
+        WarpkitError,
+    )
+    from ._modes import Interpolation, Padding
+    from ._registry import families, get_family, register_family
+    from ._sampler import sample
+    from ._warp import warp
+    from .families import Affine, Projective, ThinPlateSpline
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'warpkit' has no attribute {name!r}")
+    api = importlib.import_module("warpkit._api")
+    for public in __all__:  # bind them all at once: later lookups are plain attribute reads
+        globals()[public] = getattr(api, public)
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """``warpkit.families`` is the registry function, although a subpackage has that name too: importing
+    the subpackage (which the lazy loading may do at any time) must not rebind the name to it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "families" and isinstance(value, types.ModuleType):
+            return  # the subpackage stays reachable as sys.modules["warpkit.families"]
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

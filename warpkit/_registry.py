@@ -20,7 +20,15 @@ import warnings
 from ._base import Transform
 from ._errors import PluginLoadError, UnknownFamilyError, WarpkitError
 
-__all__ = ["ENTRY_POINT_GROUP", "FamilyRecord", "families", "family_records", "get_family", "register_family"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FamilyRecord",
+    "families",
+    "family_records",
+    "get_family",
+    "register_builtins",
+    "register_family",
+]
 
 ENTRY_POINT_GROUP = "warpkit.families"
 DISABLE_VARIABLE = "WARPKIT_DISABLE_PLUGINS"
@@ -56,6 +64,20 @@ _lock = threading.RLock()
 _records: dict[str, FamilyRecord] = {}
 _refused: list[FamilyRecord] = []  # plugin entry points whose name was already taken
 _discovered = False
+_builtins_registered = False
+
+
+def register_builtins() -> None:
+    """Register the built-in families, once. ``import warpkit`` is lazy, so every lookup (and every
+    registration, which must not take a built-in's name) calls this first."""
+    global _builtins_registered
+    if _builtins_registered:
+        return
+    _builtins_registered = True
+    from .families import Affine, Projective, ThinPlateSpline  # noqa: PLC0415 - they import this module
+
+    for family in (Affine, Projective, ThinPlateSpline):
+        register_family(family)
 
 
 def register_family(cls: type[Transform] | None = None, *, name: str | None = None, replace: bool = False):
@@ -73,6 +95,7 @@ def register_family(cls: type[Transform] | None = None, *, name: str | None = No
             raise WarpkitError(f"family: {family.__name__} has no name; set the class attribute `name`")
         target = f"{family.__module__}.{family.__qualname__}"
         origin = "built-in" if family.__module__.startswith("warpkit.") else "in-process"
+        register_builtins()
         with _lock:  # no discovery here: built-ins register at import, before any plugin is read
             existing = _records.get(key)
             if existing is not None and existing.family is not family and not replace:
@@ -138,6 +161,7 @@ def family_records(load: bool = False) -> list[FamilyRecord]:
 def _discover() -> None:
     """Read the plugin names from the installed distributions, once. Imports nothing."""
     global _discovered
+    register_builtins()
     if _discovered:
         return
     _discovered = True
