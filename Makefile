@@ -24,7 +24,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/warpkit bench
+	$(BIN)/warpkit bench --out docs/bench.png
 
 demo: setup
 	$(BIN)/warpkit demo stn

@@ -73,4 +73,4 @@ def test_check_fails_with_a_table_on_a_broken_family(capsys):
 
 def test_check_refuses_unknown_check_names(capsys):
     assert main(["check", "affine", "--checks", "nope"]) == 2
-    assert "--checks: expected names from" in capsys.readouterr().out
+    assert "--checks: expected names from" in capsys.readouterr().err

@@ -1,15 +1,22 @@
-"""The ``warpkit`` command line. Each subcommand lives in its own module with ``add_parser`` and ``run``."""
+"""The ``warpkit`` command line: argparse subcommands, each in its own module with ``add_arguments`` and ``run``.
+
+Conventions: every subcommand has its own ``--help``; ``warpkit --version``; usage errors (an unknown flag or
+command names itself) go to stderr with exit status 2, as do the subcommands' own one-line errors. Only the
+module of the subcommand being run is imported, and those modules import torch inside ``run``: ``--help``,
+``--version`` and usage errors answer without importing torch.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "COMMANDS", "EXTRAS"]
 
-# subcommand -> module (imported only when that subcommand runs, so `warpkit families` stays fast)
-_COMMANDS = {
+#: subcommand -> (module, one-line help)
+COMMANDS = {
     "families": ("_families", "list the registered transform families"),
     "check": ("_check", "run the conformance kit on families; non-zero exit when a check fails"),
     "report": ("_report", "warp a real image with every family and compare with OpenCV and Kornia"),
@@ -18,24 +25,80 @@ _COMMANDS = {
     "demo": ("_demo", "run a demo experiment (stn)"),
 }
 
+#: optional module -> the extra that installs it (``pip install 'torch-warpkit[EXTRA]'``)
+EXTRAS = {
+    "cv2": "cli",
+    "skimage": "report",
+    "kornia": "report",
+    "numba": "fast",
+    "matplotlib": "demo",
+    "sklearn": "demo",
+    "tqdm": "demo",
+}
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="warpkit", description="Differentiable image warping for PyTorch.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in _COMMANDS.items():
-        sub.add_parser(name, help=help_text, add_help=False)
+
+def _version() -> str:
+    from .. import __version__  # noqa: PLC0415 - the package shell: no torch
+
+    return f"warpkit {__version__} (distribution torch-warpkit)"
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; only ``command``'s module is imported to add its arguments (the others are
+    listed with their help line but never parsed)."""
+    parser = argparse.ArgumentParser(
+        prog="warpkit",
+        description="Differentiable image warping for PyTorch. Run `warpkit COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    sub.required = True
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+            module.add_arguments(command_parser)
+            command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``: the first argument that is not an option (None if there is none)."""
+    for argument in argv:
+        if argument == "--":
+            return None
+        if not argument.startswith("-"):
+            return argument if argument in COMMANDS else None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (argparse's exits for ``--help``/usage errors included)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = _command_in(arguments)
     try:
-        args, rest = parser.parse_known_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 2
-        module = importlib.import_module(f"{__name__}.{_COMMANDS[args.command][0]}")
-        command_parser = argparse.ArgumentParser(prog=f"warpkit {args.command}", description=_COMMANDS[args.command][1])
-        module.add_arguments(command_parser)
-        options = command_parser.parse_args(rest)
-    except SystemExit as exc:  # argparse's --help and usage errors: return the code instead of exiting
-        return exc.code if isinstance(exc.code, int) else 2
-    return int(module.run(options) or 0)
+        parser = build_parser(command)
+        if command is None:  # else argparse would only say that COMMAND is missing
+            unknown = [a for a in arguments if a.startswith("-") and a not in ("-h", "--help", "--version")]
+            if unknown:
+                parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        options = parser.parse_args(arguments)
+        return int(options._run(options) or 0)
+    except SystemExit as exc:  # argparse's --help, --version and usage errors: return the code instead of exiting
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        if top not in EXTRAS:
+            raise
+        print(
+            f"warpkit {command}: needs the optional package {top!r}, not installed: "
+            f"pip install 'torch-warpkit[{EXTRAS[top]}]'",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print(f"warpkit {command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Prints markdown tables of times and ratios and writes a PNG plot.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import math
 import os
@@ -39,7 +40,8 @@ QUICK_CASES = [
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small cases and short timings (a smoke run)")
     parser.add_argument("--threads", type=int, default=2, help="torch, numba and OpenCV threads (default 2)")
-    parser.add_argument("--plot", default="benchmarks/results.png", help="PNG path ('' for none)")
+    parser.add_argument("--out", metavar="PNG", default=None, help="also write a plot of the ratios to this PNG file")
+    parser.add_argument("--plot", dest="out", help=argparse.SUPPRESS)  # the old name of --out
     parser.add_argument("--budget", type=float, default=None, help="seconds of timing per measurement")
     parser.add_argument("--no-latency", action="store_true", help="skip the first-call latency subprocesses")
     parser.add_argument("--interpolation", choices=["nearest", "bilinear", "bicubic"], default="bilinear",
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import _fast
 
     if not _fast.enabled():
-        print("warpkit bench: the fast backend is not available (install numba, unset WARPKIT_BACKEND)")
+        print("warpkit bench: the fast backend is not available (install numba, unset WARPKIT_BACKEND)", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
@@ -77,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_latency:
         print()
         print(_latency(cold=not args.quick))
-    if args.plot:
-        _plot(rows, args.plot, args.interpolation)
-        print(f"\nplot: {args.plot}")
+    if args.out:
+        _plot(rows, args.out, args.interpolation)
+        print(f"\nplot: {args.out}")
     print(f"\nbenchmark wall time: {time.perf_counter() - started:.0f} s")
     return 0
 
@@ -206,15 +208,8 @@ def _fast_vs_reference(forward, image, param, grad_out):
     ``[fast out, reference out, fast d image, reference d image]``; gradients relative to their largest value."""
     results = {}
     for backend, dtype in (("auto", image.dtype), ("reference", image.dtype), ("reference", "float64")):
-        os.environ["WARPKIT_BACKEND"] = backend
-        img = image.double() if dtype == "float64" else image.clone()
-        prm = param.double() if dtype == "float64" else param.clone()
-        img.requires_grad_()
-        prm.requires_grad_()
-        out = forward(img, prm)
-        out.backward(grad_out.to(out.dtype))
-        results[(backend, dtype)] = (out.detach().double(), img.grad.double())
-    os.environ.pop("WARPKIT_BACKEND", None)
+        with _backend(backend):
+            results[(backend, dtype)] = _forward_backward(forward, image, param, grad_out, dtype)
     exact_out, exact_grad = results[("reference", "float64")]
     scale = float(exact_grad.abs().max())
     errors = []
@@ -223,6 +218,30 @@ def _fast_vs_reference(forward, image, param, grad_out):
     for key in (("auto", image.dtype), ("reference", image.dtype)):
         errors.append(float((results[key][1] - exact_grad).abs().max()) / scale)
     return errors
+
+
+def _forward_backward(forward, image, param, grad_out, dtype):
+    img = image.double() if dtype == "float64" else image.clone()
+    prm = param.double() if dtype == "float64" else param.clone()
+    img.requires_grad_()
+    prm.requires_grad_()
+    out = forward(img, prm)
+    out.backward(grad_out.to(out.dtype))
+    return out.detach().double(), img.grad.double()
+
+
+@contextlib.contextmanager
+def _backend(name: str):
+    """Pin ``WARPKIT_BACKEND`` for a block and put back whatever the caller had (set or not)."""
+    saved = os.environ.get("WARPKIT_BACKEND")
+    os.environ["WARPKIT_BACKEND"] = name
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("WARPKIT_BACKEND", None)
+        else:
+            os.environ["WARPKIT_BACKEND"] = saved
 
 
 def _median_ms(fn, budget):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 __all__ = ["add_arguments", "run"]
 
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from ..demo.stn import run_stn_demo
 
     if args.seeds < 1 or (args.epochs is not None and args.epochs < 1):
-        print("warpkit demo stn: --seeds and --epochs must be at least 1")
+        print("warpkit demo stn: --seeds and --epochs: expected at least 1", file=sys.stderr)
         return 2
     extra = {} if args.epochs is None else {"epochs": args.epochs}
     result = run_stn_demo(args.data, seeds=args.seeds, out=args.out, quick=args.quick, progress=not args.no_progress, **extra)

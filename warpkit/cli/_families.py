@@ -6,8 +6,6 @@ import argparse
 import json
 import warnings
 
-from .._registry import family_records
-
 __all__ = ["add_arguments", "run"]
 
 
@@ -17,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table; exit 1 when a plugin failed to load or was refused, else 0."""
+    from .._registry import family_records  # noqa: PLC0415 - torch only when the command runs
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # failures are in the table, no need to say them twice
         records = family_records(load=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 __all__ = ["add_arguments", "run"]
 
@@ -23,13 +24,20 @@ def run(args: argparse.Namespace) -> int:
 
         rows, text, seconds = run_report(args.image, args.size, args.families or None, args.seed)
     except ImportError as exc:
-        print(f"warpkit report: needs OpenCV and scikit-image ({exc}); install with: pip install 'warpkit[test]'")
+        print(
+            f"warpkit report: needs OpenCV, scikit-image and kornia ({exc}): pip install 'torch-warpkit[report]'",
+            file=sys.stderr,
+        )
         return 2
     unknown = sorted(set(args.families) - {r.family for r in rows})
     if unknown:
         from .._registry import families
 
-        print(f"warpkit report: unknown families {', '.join(unknown)}; registered: {', '.join(sorted(families()))}")
+        print(
+            f"warpkit report: NAME: expected registered families ({', '.join(sorted(families()))}), "
+            f"got {', '.join(unknown)}",
+            file=sys.stderr,
+        )
         return 2
     print(text)
     print(f"({seconds:.1f} s)")
