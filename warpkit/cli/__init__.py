@@ -62,6 +62,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    return parser
+
+
 def _command_in(argv: Sequence[str]) -> str | None:
     """The subcommand named in ``argv``: the first argument that is not an option (None if there is none)."""
     for argument in argv:
@@ -82,7 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             unknown = [a for a in arguments if a.startswith("-") and a not in ("-h", "--help", "--version")]
             if unknown:
                 parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        options = parser.parse_args(arguments)
+        options, extras = parser.parse_known_args(arguments)
+        if extras:  # reported by the subcommand's parser, which may have its own error style
+            _subparser(parser, options.command).error(f"unrecognized arguments: {' '.join(extras)}")
         return int(options._run(options) or 0)
     except SystemExit as exc:  # argparse's --help, --version and usage errors: return the code instead of exiting
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
