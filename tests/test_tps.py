@@ -1,7 +1,12 @@
-"""``wk.ThinPlateSpline`` against ``scipy.interpolate.RBFInterpolator`` and ``cv2.remap``."""
+"""``wk.ThinPlateSpline`` against ``scipy.interpolate.RBFInterpolator`` and ``cv2.remap``.
+
+``fit(src, dst)`` is native destination -> source: its grid is ``RBFInterpolator(dst, src)`` at the pixel
+centres, and ``transform_points`` is that map's inverse; ``fit(dst, src).inverse()`` is ``RBFInterpolator(src, dst)``.
+"""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import cv2
@@ -13,7 +18,7 @@ from scipy.interpolate import RBFInterpolator
 import warpkit as wk
 from conftest import CV2_BORDER, CV2_INTERP, FILL, INTERPOLATIONS, PADDINGS, assert_matches, cv2_border_value, to_numpy
 
-OUT_SIZE = (30, 40)  # (H, W), differs from the (48, 64) input; small: the grid is a Newton solve
+OUT_SIZE = (30, 40)  # (H, W), differs from the (48, 64) input
 
 
 def control_points(seed=0, k=9, jitter=3.0):
@@ -30,12 +35,71 @@ def scipy_tps(src, dst, smoothing=0.0):
 # --- the map itself ------------------------------------------------------------------------------
 
 
+def pixel_centres(size):
+    ys, xs = np.mgrid[0 : size[0], 0 : size[1]]
+    return np.column_stack([xs.ravel(), ys.ravel()]).astype(np.float64)
+
+
 @pytest.mark.parametrize("regularization", [0.0, 0.5, 20.0])
 def test_map_matches_scipy(regularization):
+    """The native map (the grid) is scipy's destination -> source spline; transform_points inverts it."""
+    src, dst = control_points()
+    tps = wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst), regularization)
+    reference = scipy_tps(dst, src, regularization)
+    grid = tps.grid(OUT_SIZE)[0].reshape(-1, 2).numpy()
+    np.testing.assert_allclose(grid, reference(pixel_centres(OUT_SIZE)), atol=1e-9)
+    points = np.random.default_rng(1).uniform(-20, 80, (200, 2))
+    mapped = tps.transform_points(torch.tensor(points)).numpy()
+    np.testing.assert_allclose(reference(mapped), points, atol=1e-9)
+
+
+@pytest.mark.parametrize("regularization", [0.0, 0.5, 20.0])
+def test_reversed_fit_inverted_is_scipys_forward_map(regularization):
     src, dst = control_points()
     points = np.random.default_rng(1).uniform(-20, 80, (200, 2))
-    ours = wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst), regularization).transform_points(torch.tensor(points))
-    np.testing.assert_allclose(ours.numpy(), scipy_tps(src, dst, regularization)(points), atol=1e-9)
+    ours = wk.ThinPlateSpline.fit(torch.tensor(dst), torch.tensor(src), regularization).inverse()
+    np.testing.assert_allclose(ours.transform_points(torch.tensor(points)).numpy(), scipy_tps(src, dst, regularization)(points), atol=1e-9)
+
+
+def test_far_from_the_origin_well_spread_points_fit_as_scipy_does():
+    """Six points over 10,000 px at an offset of 1e5 px: the fit is centred and scaled, so it is solvable."""
+    rng = np.random.default_rng(30)
+    src = rng.uniform(0, 10_000, (6, 2)) + 1e5
+    dst = src + rng.uniform(-40, 40, (6, 2))
+    tps = wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst))
+    np.testing.assert_allclose(tps.transform_points(torch.tensor(src)).numpy(), dst, atol=1e-8)
+    points = rng.uniform(0, 10_000, (50, 2)) + 1e5
+    expected = scipy_tps(dst, src)(points)
+    np.testing.assert_allclose(tps.inverse().transform_points(torch.tensor(points)).numpy(), expected, atol=1e-7)
+
+
+def test_regularization_scales_with_the_frame():
+    """Smoothing is in pixels (scipy's), whatever the fit's internal frame: a large spread still matches."""
+    rng = np.random.default_rng(31)
+    src = rng.uniform(0, 3000, (12, 2))
+    dst = src + rng.uniform(-30, 30, (12, 2))
+    tps = wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst), 5000.0)
+    points = rng.uniform(0, 3000, (40, 2))
+    np.testing.assert_allclose(tps.inverse().transform_points(torch.tensor(points)).numpy(),
+                               scipy_tps(dst, src, 5000.0)(points), atol=1e-8)
+
+
+@pytest.mark.parametrize("value", [math.inf, math.nan, -1.0, True, "1", None])
+def test_regularization_must_be_a_finite_number(value):
+    src, dst = control_points()
+    with pytest.raises(wk.DegenerateInputError, match="regularization: expected a finite number >= 0"):
+        wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst), value)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+def test_extreme_coordinates_raise_a_warpkit_error_or_fit(scale):
+    src, dst = control_points()
+    try:
+        tps = wk.ThinPlateSpline.fit(torch.tensor(src) * scale, torch.tensor(dst) * scale)
+    except wk.WarpkitError:
+        return
+    mapped = tps.transform_points(torch.tensor(src) * scale)
+    np.testing.assert_allclose(mapped.numpy() / scale, dst, atol=1e-6)
 
 
 def test_interpolates_control_points_exactly():
@@ -51,18 +115,18 @@ def test_batch_matches_scipy_per_member():
     tps = wk.ThinPlateSpline.fit(src, dst, 1.0)
     assert tps.batch_size == 3
     points = np.random.default_rng(5).uniform(0, 64, (50, 2))
-    ours = tps.transform_points(torch.tensor(points))
+    ours = tps.inverse().transform_points(torch.tensor(points))
     for b, (s, d) in enumerate(pairs):
-        np.testing.assert_allclose(ours[b].numpy(), scipy_tps(s, d, 1.0)(points), atol=1e-9)
+        np.testing.assert_allclose(ours[b].numpy(), scipy_tps(d, s, 1.0)(points), atol=1e-9)
 
 
 def test_float32_points_give_float32_with_float64_accuracy():
     src, dst = control_points(seed=6)
     tps = wk.ThinPlateSpline.fit(torch.tensor(src, dtype=torch.float32), torch.tensor(dst, dtype=torch.float32))
     points = np.random.default_rng(7).uniform(0, 64, (50, 2)).astype(np.float32)
-    ours = tps.transform_points(torch.tensor(points))
-    assert ours.dtype == torch.float32
-    reference = scipy_tps(src.astype(np.float32).astype(np.float64), dst.astype(np.float32).astype(np.float64))
+    ours = tps.inverse().transform_points(torch.tensor(points))
+    assert ours.dtype == torch.float32 and tps.transform_points(torch.tensor(points)).dtype == torch.float32
+    reference = scipy_tps(dst.astype(np.float32).astype(np.float64), src.astype(np.float32).astype(np.float64))
     np.testing.assert_allclose(ours.numpy(), reference(points.astype(np.float64)), atol=2e-5)
 
 
@@ -76,13 +140,49 @@ def spline_and_grid():
     return src, dst, tps, tps.grid(OUT_SIZE)
 
 
-def test_grid_is_where_scipy_maps_to_the_pixel_centres(spline_and_grid):
-    """The grid is the inverse map (Newton): scipy's forward map of each grid point lands on its pixel."""
+def test_grid_is_scipys_destination_to_source_spline_at_the_pixel_centres(spline_and_grid):
+    """The grid is the native map, in closed form: no per-pixel solve."""
     src, dst, _, grid = spline_and_grid
     assert grid.shape == (1, *OUT_SIZE, 2)
-    ys, xs = np.mgrid[0 : OUT_SIZE[0], 0 : OUT_SIZE[1]]
-    landed = scipy_tps(src, dst)(grid[0].reshape(-1, 2).numpy())
-    np.testing.assert_allclose(landed, np.column_stack([xs.ravel(), ys.ravel()]), atol=1e-6)
+    np.testing.assert_allclose(grid[0].reshape(-1, 2).numpy(), scipy_tps(dst, src)(pixel_centres(OUT_SIZE)), atol=1e-9)
+
+
+def test_grid_in_bands_equals_one_evaluation(monkeypatch):
+    """Large grids are evaluated in row bands and point chunks (memory O(output)); the bands join exactly."""
+    from warpkit.families import tps as tps_module
+
+    src, dst = control_points(seed=32, k=7)
+    tps = wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst))
+    whole = tps.grid((37, 29))
+    monkeypatch.setattr(tps_module, "CHUNK_ELEMENTS", 200)  # bands of one row, chunks of a few points
+    torch.testing.assert_close(tps.grid((37, 29)), whole, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(whole[0].reshape(-1, 2).numpy(), scipy_tps(dst, src)(pixel_centres((37, 29))), atol=1e-9)
+    points = torch.tensor(np.random.default_rng(33).uniform(0, 64, (1, 300, 2)))
+    back = tps.transform_points(points)  # the Newton direction, chunked too
+    np.testing.assert_allclose(scipy_tps(dst, src)(back[0].numpy()), points[0].numpy(), atol=1e-9)
+
+
+def test_tps_warp_memory_is_bounded_by_the_output(tmp_path):
+    """A 1500x1500 warp with 40 points: peak RSS growth a few times the output (it was hundreds of times)."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import resource, torch, numpy as np, warpkit as wk\n"
+        "rng = np.random.default_rng(0)\n"
+        "s = torch.tensor(rng.uniform(0, 1500, (40, 2))); d = s + torch.tensor(rng.uniform(-10, 10, (40, 2)))\n"
+        "wk.warp(torch.rand(1, 3, 8, 8), wk.ThinPlateSpline.fit(s, d))\n"
+        "image = torch.rand(1, 3, 1500, 1500)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "out = wk.warp(image, wk.ThinPlateSpline.fit(s, d))\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 / (out.numel() * 4))\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    ratio = float(done.stdout.strip().splitlines()[-1])
+    assert ratio < 8, f"peak grew by {ratio:.1f}x the output"
 
 
 def test_grid_and_transform_points_are_consistent(spline_and_grid):
@@ -90,8 +190,8 @@ def test_grid_and_transform_points_are_consistent(spline_and_grid):
     centres = tps.transform_points(grid.reshape(1, -1, 2))
     ys, xs = torch.meshgrid(torch.arange(OUT_SIZE[0]), torch.arange(OUT_SIZE[1]), indexing="ij")
     torch.testing.assert_close(centres[0], torch.stack([xs, ys], -1).reshape(-1, 2).double(), atol=1e-6, rtol=0)
-    # the reported Newton residual (fit splines are native source -> destination, so the grid is solved)
-    _, residual = tps.solve(torch.stack([xs, ys], -1).reshape(1, -1, 2).double())
+    # the reported Newton residual (fit splines are native destination -> source: points are solved)
+    _, residual = tps.solve(grid.reshape(1, -1, 2).double())
     assert residual.shape == (1, OUT_SIZE[0] * OUT_SIZE[1]) and float(residual.max()) < 1e-6
 
 
@@ -185,14 +285,13 @@ def test_affine_then_tps_is_composed_and_its_grid_is_the_composition(image_np, i
     assert isinstance(composed, wk.Composed)
     assert isinstance(tps @ affine, wk.Composed)
     points = np.random.default_rng(14).uniform(0, 64, (30, 2))
-    expected = scipy_tps(src, dst)(cv2.transform(points[None], m)[0])  # affine first, then the spline
-    np.testing.assert_allclose(composed.transform_points(torch.tensor(points)).numpy(), expected, atol=1e-9)
-    np.testing.assert_allclose((tps @ affine).transform_points(torch.tensor(points)).numpy(), expected, atol=1e-9)
-    # grid: each destination pixel reads affine^-1(tps^-1(q)); checked through scipy's forward map
+    moved = cv2.transform(points[None], m)[0]  # affine first, then the spline (whose inverse is scipy's)
+    for t in (composed, tps @ affine):
+        np.testing.assert_allclose(scipy_tps(dst, src)(t.transform_points(torch.tensor(points)).numpy()), moved, atol=1e-9)
+    # grid: each destination pixel reads affine^-1(tps^-1(q)), both in closed form
     grid = composed.grid(OUT_SIZE)[0].reshape(-1, 2).numpy()
-    landed = scipy_tps(src, dst)(cv2.transform(grid[None].astype(np.float64), m)[0])
-    ys, xs = np.mgrid[0 : OUT_SIZE[0], 0 : OUT_SIZE[1]]
-    np.testing.assert_allclose(landed, np.column_stack([xs.ravel(), ys.ravel()]), atol=1e-6)
+    expected = cv2.transform(scipy_tps(dst, src)(pixel_centres(OUT_SIZE))[None], cv2.invertAffineTransform(m))[0]
+    np.testing.assert_allclose(grid, expected, atol=1e-9)
     g = grid.reshape(*OUT_SIZE, 2).astype(np.float32)
     ours = wk.warp(image, composed, OUT_SIZE, interpolation="bicubic", padding="reflect101")
     reference = cv2.remap(image_np, g[..., 0].copy(), g[..., 1].copy(), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
@@ -203,16 +302,18 @@ def test_folding_spline_warns_about_convergence():
     src = np.array([[0.0, 0], [10, 0], [0, 10], [10, 10], [5, 5]])
     dst = src.copy()
     dst[4] = [30.0, 30.0]  # drags the centre past a corner: the map folds over
-    tps = wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst))
+    tps = wk.ThinPlateSpline.fit(torch.tensor(dst), torch.tensor(src)).inverse()  # native source -> destination
     with pytest.warns(wk.ConvergenceWarning):
         tps.grid((40, 40))
+    with pytest.warns(wk.ConvergenceWarning):  # the fitted direction folds too; its points are solved
+        wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst)).transform_points(torch.tensor(pixel_centres((40, 40))))
 
 
 def test_smooth_spline_does_not_warn(spline_and_grid):
     *_, tps, _ = spline_and_grid
     with warnings.catch_warnings():
         warnings.simplefilter("error", wk.ConvergenceWarning)
-        tps.grid((10, 12))
+        tps.transform_points(tps.grid((10, 12)).reshape(1, -1, 2))
 
 
 # --- estimation (fit) with noise and weights ---------------------------------------------------
@@ -224,8 +325,8 @@ def test_estimate_with_regularization_and_weights_matches_weighted_system():
     weights = np.random.default_rng(16).uniform(0.5, 3.0, 12)
     tps = wk.ThinPlateSpline.estimate(torch.tensor(src), torch.tensor(dst), torch.tensor(weights), regularization=4.0)
     points = np.random.default_rng(17).uniform(0, 64, (40, 2))
-    reference = scipy_tps(src, dst, 4.0 / weights)(points)
-    np.testing.assert_allclose(tps.transform_points(torch.tensor(points)).numpy(), reference, atol=1e-9)
+    reference = scipy_tps(dst, src, 4.0 / weights)(points)
+    np.testing.assert_allclose(tps.inverse().transform_points(torch.tensor(points)).numpy(), reference, atol=1e-9)
 
 
 # --- gradients and batches ------------------------------------------------------------------------
