@@ -7,20 +7,53 @@ source point it reads: the inverse map applied to the destination pixel centres.
 A family implements ``batch_size``, ``dtype``, ``device``, ``map_points``, ``inverse`` and ``identity``.
 Optional capabilities, announced by class attributes: ``has_matrix`` (a ``matrix`` property),
 ``num_params`` (STN parameter vectors: ``from_params``, ``to_params``, ``identity_params``) and
-``estimate``.
+``estimate``. Every transform gets ``.to(device=, dtype=)``, ``.detach()``, ``len()`` and batch indexing
+from the base class, which finds the family's tensors among its attributes (``batch_fields`` names those
+whose first dimension is the batch, for indexing).
+
+Direction has one word library-wide: a family that stores its map one way round and solves the other
+(a spline, a displacement field, a lens model) says which with ``native``, a :class:`Direction`.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import copy
+import enum
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from ._checks import as_float_tensor, batch_points, broadcast_batch, check_output_size, check_same_device, check_size
 from ._coords import pixel_grid
-from ._errors import WarpkitError
+from ._errors import DTypeError, ModeError, ShapeError, WarpkitError
 
-__all__ = ["Transform", "Composed"]
+__all__ = ["Transform", "Composed", "Direction"]
+
+_T = TypeVar("_T", bound="Transform")
+
+
+class Direction(str, enum.Enum):
+    """Which way a stored map goes: a family's ``native`` attribute and constructor keyword.
+
+    ``FORWARD``: source -> destination, what ``transform_points`` computes. ``INVERSE``: destination ->
+    source, what ``grid`` reads (and what STN parameters describe). The other way is solved on demand.
+    """
+
+    FORWARD = "forward"
+    INVERSE = "inverse"
+
+    @classmethod
+    def parse(cls, value: object, argument: str = "native") -> Direction:
+        """The member named by ``value`` (a member or its string); anything else raises :class:`ModeError`."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("forward", "inverse"):
+            return cls(value.strip().lower())
+        raise ModeError(f"{argument}: expected 'forward' (source -> destination) or 'inverse', got {value!r}")
+
+    def flipped(self) -> Direction:
+        return Direction.INVERSE if self is Direction.FORWARD else Direction.FORWARD
 
 
 class Transform:
@@ -31,6 +64,8 @@ class Transform:
     has_matrix: ClassVar[bool] = False
     #: Length of the STN parameter vector, or None when the family has no parameter vector.
     num_params: ClassVar[int | None] = None
+    #: Attributes holding tensors whose first dimension is the batch (``T[i]`` indexes them).
+    batch_fields: ClassVar[tuple[str, ...]] = ()
 
     # --- what a family implements -------------------------------------------------------------
     @property
@@ -138,8 +173,98 @@ class Transform:
     def _like(self) -> torch.Tensor:
         return torch.empty(0, dtype=self.dtype, device=self.device)
 
+    # --- moving, detaching and indexing: every family gets them --------------------------------
+    def to(self: _T, *args: Any, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> _T:
+        """A copy on ``device`` and/or with floating ``dtype`` (``T.to("cuda")``, ``T.to(torch.float64)`` too).
+
+        Every tensor attribute moves; floating ones change dtype. Families that keep an internal precision
+        (``ThinPlateSpline`` computes in float64) override it.
+        """
+        device, dtype = parse_to_arguments(args, device, dtype)
+        return self._map_tensors(
+            lambda _, t: t.to(device=device, dtype=dtype if dtype is not None and t.is_floating_point() else None)
+        )
+
+    def detach(self: _T) -> _T:
+        """A copy whose tensors are detached from the autograd graph (same values, device and dtype)."""
+        return self._map_tensors(lambda _, t: t.detach())
+
+    def __len__(self) -> int:
+        return self.batch_size
+
+    def __getitem__(self: _T, index: int | slice | torch.Tensor | list[int]) -> _T:
+        """Batch members as a transform of the same family: ``T[i]`` (a batch of 1), ``T[a:b]``, ``T[[0, 2]]``,
+        ``T[mask]``. Needs ``batch_fields`` (or an override)."""
+        fields = type(self).batch_fields
+        if not fields:
+            raise WarpkitError(
+                f"index: {type(self).__name__} cannot be indexed: it declares no batch_fields (the attributes "
+                "whose first dimension is the batch)"
+            )
+        selector = _batch_selector(index, self.batch_size)
+        return self._map_tensors(lambda name, t: t[selector] if name in fields else t)
+
+    def __iter__(self: _T) -> Iterator[_T]:
+        for i in range(self.batch_size):
+            yield self[i]
+
+    def _map_tensors(self: _T, function: Callable[[str, torch.Tensor], torch.Tensor]) -> _T:
+        """A shallow copy with ``function(name, tensor)`` applied to each tensor attribute (and, recursively,
+        to the transforms it holds)."""
+        new = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(new, name, function(name, value))
+            elif isinstance(value, Transform):
+                setattr(new, name, value._map_tensors(function))
+            elif isinstance(value, tuple) and value and all(isinstance(v, Transform) for v in value):
+                setattr(new, name, tuple(v._map_tensors(function) for v in value))
+        return new
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_size={self.batch_size}, dtype={self.dtype}, device={self.device})"
+
+
+def parse_to_arguments(
+    args: tuple[Any, ...], device: torch.device | str | None, dtype: torch.dtype | None
+) -> tuple[torch.device | None, torch.dtype | None]:
+    """``Transform.to``'s arguments as ``(device, dtype)``: positional ones may be either, as in ``Tensor.to``."""
+    for value in args:
+        if isinstance(value, torch.dtype):
+            dtype = value
+        else:
+            device = value
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise DTypeError(f"dtype: expected a floating torch.dtype, got {dtype!r}")
+    try:
+        return (None if device is None else torch.device(device)), dtype
+    except (TypeError, RuntimeError) as exc:
+        raise WarpkitError(f"device: expected a torch.device or its name, got {device!r}") from exc
+
+
+def _batch_selector(index: object, batch_size: int) -> slice | torch.Tensor:
+    """A selector that keeps the batch dimension: an int becomes a slice of one."""
+    if isinstance(index, bool):
+        raise ShapeError(f"index: expected an int, slice, list of ints or tensor, got {index!r}")
+    if isinstance(index, int):
+        if not -batch_size <= index < batch_size:
+            raise IndexError(f"index: expected -{batch_size} <= index < {batch_size}, got {index}")
+        index %= batch_size
+        return slice(index, index + 1)
+    if isinstance(index, slice):
+        return index
+    if isinstance(index, (list, tuple, torch.Tensor)):
+        selector = torch.as_tensor(index)
+        if selector.dtype == torch.bool:
+            if tuple(selector.shape) != (batch_size,):
+                raise ShapeError(f"index: expected a boolean mask of shape ({batch_size},), got {tuple(selector.shape)}")
+            return selector.nonzero().flatten()
+        if selector.ndim != 1 or selector.is_floating_point() or selector.is_complex():
+            raise ShapeError(f"index: expected a 1-D sequence of ints, got {tuple(selector.shape)} {selector.dtype}")
+        if selector.numel() and not bool(((selector >= -batch_size) & (selector < batch_size)).all()):
+            raise IndexError(f"index: expected entries in [-{batch_size}, {batch_size}), got {selector.tolist()}")
+        return selector % max(batch_size, 1)
+    raise ShapeError(f"index: expected an int, slice, list of ints or tensor, got {type(index).__name__}")
 
 
 class Composed(Transform):
@@ -190,6 +315,11 @@ class Composed(Transform):
         from .families.affine import Affine
 
         return cls([Affine.identity(batch_size, dtype=dtype, device=device)])
+
+    def __getitem__(self, index: int | slice | torch.Tensor | list[int]) -> Composed:
+        selector = _batch_selector(index, self.batch_size)
+        broadcast = self.batch_size != 1
+        return Composed([t if broadcast and t.batch_size == 1 else t[selector] for t in self.parts])
 
     def __repr__(self) -> str:
         return "Composed([" + ", ".join(repr(t) for t in self.parts) + "])"

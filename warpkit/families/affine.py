@@ -22,6 +22,7 @@ class Affine(Transform):
 
     name = "affine"
     has_matrix = True
+    batch_fields = ("_m",)
     num_params = 6
 
     def __init__(self, matrix):

@@ -22,6 +22,7 @@ class Projective(Transform):
 
     name = "projective"
     has_matrix = True
+    batch_fields = ("_m",)
     num_params = 8
 
     def __init__(self, matrix):

@@ -14,8 +14,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-from warpkit import ConvergenceWarning, ShapeError, Transform
-from warpkit._checks import as_float_tensor, check_size
+from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_size
 
 __all__ = ["Elastic"]
 
@@ -31,15 +30,16 @@ class Elastic(Transform):
         coefficients: ``(ky, kx, 2)`` or ``(B, ky, kx, 2)`` control displacements ``(dx, dy)`` in pixels,
             ``ky, kx >= 2``.
         extent: ``(H, W)`` of the destination image the lattice spans.
-        forward: False (default): the field maps destination -> source (the grid) and
-            ``transform_points`` inverts it; True: the other way round.
+        native: ``"inverse"`` (default): the field maps destination -> source (the grid) and
+            ``transform_points`` inverts it; ``"forward"``: the other way round.
     """
 
     name = "elastic"
     num_params = 32  # a 4 x 4 lattice of (dx, dy); from_params accepts any k x k lattice
     has_matrix = False
+    batch_fields = ("coefficients",)
 
-    def __init__(self, coefficients, extent, *, forward: bool = False):
+    def __init__(self, coefficients, extent, *, native: Direction | str = Direction.INVERSE):
         c = as_float_tensor(coefficients, "coefficients")
         c = c.unsqueeze(0) if c.ndim == 3 else c
         if c.ndim != 4 or c.shape[-1] != 2 or c.shape[1] < 2 or c.shape[2] < 2:
@@ -49,7 +49,7 @@ class Elastic(Transform):
             raise ShapeError(f"extent: expected H and W >= 2, got {extent}")
         self.coefficients = c
         self.extent = (height, width)
-        self.forward = bool(forward)
+        self.native = Direction.parse(native)
 
     @classmethod
     def random(cls, size, lattice=(4, 4), magnitude: float = 2.0, batch_size: int = 1, *, seed=None,
@@ -80,12 +80,12 @@ class Elastic(Transform):
         return self.coefficients.device
 
     def map_points(self, points: torch.Tensor) -> torch.Tensor:
-        if not self.forward:
+        if self.native is Direction.INVERSE:
             return self._solve(points)
         return points + self.displacement(points)
 
     def inverse(self) -> Elastic:
-        return type(self)(self.coefficients, self.extent, forward=not self.forward)
+        return type(self)(self.coefficients, self.extent, native=self.native.flipped())
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> Elastic:
@@ -106,7 +106,7 @@ class Elastic(Transform):
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         half = _half_extent(src_size, dst_size, align_corners, self.coefficients)
-        if self.forward or self.extent != check_size(src_size, "src_size"):
+        if self.native is Direction.FORWARD or self.extent != check_size(src_size, "src_size"):
             raise ShapeError("src_size: to_params needs a destination -> source field over an image of src_size")
         return (self.coefficients / half).reshape(self.batch_size, -1)
 
@@ -178,7 +178,7 @@ class Elastic(Transform):
 
     def __repr__(self) -> str:
         _, ky, kx, _ = self.coefficients.shape
-        return f"Elastic(batch_size={self.batch_size}, lattice=({ky}, {kx}), extent={self.extent}, forward={self.forward})"
+        return f"Elastic(batch_size={self.batch_size}, lattice=({ky}, {kx}), extent={self.extent}, native={self.native.value!r})"
 
 
 def _basis(t: torch.Tensor):

@@ -15,8 +15,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-from warpkit import ConvergenceWarning, ShapeError, Transform
-from warpkit._checks import as_float_tensor, check_size
+from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_size
 
 __all__ = ["LensDistortion", "distort", "undistort"]
 
@@ -31,14 +30,16 @@ class LensDistortion(Transform):
     Args:
         camera: ``(3, 3)`` or ``(B, 3, 3)`` camera matrix ``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``.
         coefficients: ``(4,)`` or ``(B, 4)``: ``k1, k2, p1, p2`` (OpenCV's order).
-        forward: True (default): source -> destination distorts; False: it undistorts.
+        native: ``"forward"`` (default): the model maps source -> destination, so the transform distorts;
+            ``"inverse"``: the model maps destination -> source, so the transform undistorts.
     """
 
     name = "lens"
     num_params = 4
     has_matrix = False
+    batch_fields = ("focal", "centre", "coefficients")
 
-    def __init__(self, camera, coefficients, *, forward: bool = True):
+    def __init__(self, camera, coefficients, *, native: Direction | str = Direction.FORWARD):
         k = as_float_tensor(camera, "camera")
         k = k.unsqueeze(0) if k.ndim == 2 else k
         if k.ndim != 3 or tuple(k.shape[1:]) != (3, 3):
@@ -55,7 +56,7 @@ class LensDistortion(Transform):
         self.focal = torch.stack([k[:, 0, 0], k[:, 1, 1]], -1)  # (B, 2)
         self.centre = k[:, :2, 2]  # (B, 2)
         self.coefficients = c.to(k.dtype)
-        self.forward = bool(forward)
+        self.native = Direction.parse(native)
 
     @property
     def camera(self) -> torch.Tensor:
@@ -78,15 +79,15 @@ class LensDistortion(Transform):
         return self.focal.device
 
     def map_points(self, points: torch.Tensor) -> torch.Tensor:
-        """``(B, N, 2)`` pixels: distorted when ``forward``, else undistorted."""
+        """``(B, N, 2)`` pixels: distorted when ``native`` is forward, else undistorted."""
         focal, centre = self.focal.to(points.dtype).unsqueeze(1), self.centre.to(points.dtype).unsqueeze(1)
         coefficients = self.coefficients.to(points.dtype)
         x = (points - centre) / focal
-        x = distort(x, coefficients) if self.forward else undistort(x, coefficients)
+        x = distort(x, coefficients) if self.native is Direction.FORWARD else undistort(x, coefficients)
         return x * focal + centre
 
     def inverse(self) -> LensDistortion:
-        return self._with(self.focal, self.centre, self.coefficients, not self.forward)
+        return self._with(self.focal, self.centre, self.coefficients, self.native.flipped())
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> LensDistortion:
@@ -98,14 +99,14 @@ class LensDistortion(Transform):
     def from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> LensDistortion:
         """From ``(B, 4)`` ``(k1, k2, p1, p2)`` with the camera of torch's normalised frame of the source:
         ``f`` the half extent and ``c`` the centre, so ``x`` runs over ``[-1, 1]``. The grid distorts
-        (destination pixel -> source pixel), so the transform itself undistorts (``forward=False``).
+        (destination pixel -> source pixel), so the transform itself undistorts (``native="inverse"``).
         Requires ``dst_size == src_size``.
         """
         p = as_float_tensor(params, "params")
         if p.ndim != 2 or p.shape[1] != 4:
             raise ShapeError(f"params: expected shape (B, 4) (k1, k2, p1, p2), got {tuple(p.shape)}")
         camera = _frame_camera(src_size, dst_size, align_corners, p)
-        return cls(camera.expand(p.shape[0], 3, 3), p, forward=False)
+        return cls(camera.expand(p.shape[0], 3, 3), p, native=Direction.INVERSE)
 
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         """``(B, 4)`` coefficients; the camera must be the frame camera of :meth:`from_params`."""
@@ -127,13 +128,13 @@ class LensDistortion(Transform):
         typical = torch.tensor([-0.05, 0.01, 0.0, 0.0], dtype=torch.float64)
         return (typical + noise * torch.tensor([0.01, 0.003, 0.003, 0.003], dtype=torch.float64)).to(dtype)
 
-    def _with(self, focal, centre, coefficients, forward) -> LensDistortion:
+    def _with(self, focal, centre, coefficients, native: Direction) -> LensDistortion:
         new = type(self).__new__(type(self))
-        new.focal, new.centre, new.coefficients, new.forward = focal, centre, coefficients, forward
+        new.focal, new.centre, new.coefficients, new.native = focal, centre, coefficients, native
         return new
 
     def __repr__(self) -> str:
-        direction = "distorts" if self.forward else "undistorts"
+        direction = "distorts" if self.native is Direction.FORWARD else "undistorts"
         return f"LensDistortion(batch_size={self.batch_size}, {direction}, dtype={self.dtype})"
 
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from warpkit._checks import as_float_tensor
-from warpkit._errors import ShapeError
+from warpkit.plugin import ShapeError, as_float_tensor
 
 __all__ = ["centre_and_half", "check_params", "params_to_matrix", "matrix_to_linear"]
 

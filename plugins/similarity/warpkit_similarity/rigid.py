@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 import warpkit as wk
-from warpkit._checks import check_sizes
-from warpkit.families._matrix import correspondences
+from warpkit.plugin import check_sizes, correspondences
 
 from ._frame import check_params, matrix_to_linear, params_to_matrix
 from .similarity import check_spread_2, rotation_scale, weighted_centred

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 import warpkit as wk
-from warpkit._checks import check_sizes
-from warpkit.families._matrix import check_spread, correspondences
+from warpkit.plugin import check_sizes, check_spread, correspondences
 
 from ._frame import check_params, matrix_to_linear, params_to_matrix
 
