@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import warpkit as wk
-from warpkit import _fast, _sampler
+from warpkit._dispatch import installed_backends
 from warpkit._modes import Interpolation, Padding
 
 INTERPOLATIONS = list(Interpolation)
 PADDINGS = list(Padding)
-BACKENDS = ["reference"] + (["fast"] if _fast.available() else [])
+BACKENDS = installed_backends()
 FILL = (0.25, 0.5, 0.75)
 BAD = [float("nan"), float("inf"), float("-inf")]
 
@@ -29,10 +29,10 @@ _CV_BORDER = {
 
 
 def _run_backend(backend, image, grid, mode, pad, fill):
-    fill_t = _sampler.prepare_fill(fill, pad, image)
-    if backend == "reference":
-        return _sampler.reference_sample(image, grid, mode, pad, fill_t)
-    return _fast.fast_sample(image, grid, mode, pad, fill_t)
+    with wk.backend(backend):
+        out = wk.sample(image, grid, interpolation=mode, padding=pad, fill=fill)
+    assert wk.last_backend() == backend
+    return out
 
 
 def _grid_with_bad_points(height=5, width=6, seed=0):

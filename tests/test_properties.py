@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import warpkit as wk
-from warpkit import _fast, _sampler
+from warpkit._dispatch import installed_backends
 from warpkit._modes import Interpolation, Padding
 
 
@@ -167,19 +167,21 @@ def test_sample_agrees_with_brute_force(height, width, out_h, out_w, channels, i
     np.testing.assert_allclose(out.permute(1, 2, 0).numpy(), np.array(expected), atol=1e-10)
 
 
-@pytest.mark.skipif(not _fast.available(), reason="the fast backend needs numba")
+@pytest.mark.parametrize("backend", [b for b in installed_backends() if b != "reference"])
 @PROFILE
 @given(image=images(min_side=1), interpolation=interpolations, padding=paddings, seed=st.integers(0, 2**31 - 1),
        huge=st.booleans())
-def test_backends_agree(image, interpolation, padding, seed, huge):
-    """The fast CPU backend and the reference sampler give the same result, far-outside points included."""
+def test_backends_agree(backend, image, interpolation, padding, seed, huge):
+    """Every backend gives the reference sampler's result, far-outside points included."""
     assume(image.shape[0] > 0)
     generator = torch.Generator().manual_seed(seed)
     span = 1e6 if huge else 10.0
     grid = (torch.rand(image.shape[0], 3, 4, 2, generator=generator, dtype=image.dtype) - 0.3) * span
-    fill = _sampler.prepare_fill(0.5, padding, image)
-    reference = _sampler.reference_sample(image, grid, interpolation, padding, fill)
-    fast = _fast.fast_sample(image, grid, interpolation, padding, fill)
+    results = {}
+    for name in ("reference", backend):
+        with wk.backend(name):
+            results[name] = wk.sample(image, grid, interpolation=interpolation, padding=padding, fill=0.5)
+    reference, fast = results["reference"], results[backend]
     tolerance = 1e-5 if image.dtype == torch.float32 else 1e-10
     if interpolation is Interpolation.NEAREST:
         ties = ((grid - grid.floor()) - 0.5).abs().min() < 1e-4

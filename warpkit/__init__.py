@@ -16,8 +16,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Affine",
+    "BackendError",
     "Composed",
     "ConvergenceWarning",
+    "Direction",
     "DTypeError",
     "DegenerateInputError",
     "DeviceError",
@@ -33,10 +35,16 @@ __all__ = [
     "Transform",
     "UnknownFamilyError",
     "WarpkitError",
+    "backend",
+    "backends",
     "families",
     "get_family",
     "get_max_output_elements",
+    "last_backend",
     "nn",
+    "normalized_to_pixel",
+    "pixel_to_normalized",
+    "plugin",
     "testing",
     "register_family",
     "sample",
@@ -45,10 +53,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports them on first use
-    from . import nn, testing
-    from ._base import Composed, Transform
+    from . import nn, plugin, testing
+    from ._base import Composed, Direction, Transform
     from ._checks import get_max_output_elements, set_max_output_elements
+    from ._dispatch import backend, backends, last_backend
     from ._errors import (
+        BackendError,
         ConvergenceWarning,
         DegenerateInputError,
         DeviceError,
@@ -61,6 +71,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         UnknownFamilyError,
         WarpkitError,
     )
+    from ._grids import normalized_to_pixel, pixel_to_normalized
     from ._modes import Interpolation, Padding
     from ._registry import families, get_family, register_family
     from ._sampler import sample

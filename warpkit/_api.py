@@ -8,6 +8,7 @@ package without paying for torch. Add a public name here, to ``__all__`` in ``__
 from __future__ import annotations
 
 from ._errors import (
+    BackendError,
     ConvergenceWarning,
     DegenerateInputError,
     DeviceError,
@@ -20,23 +21,26 @@ from ._errors import (
     UnknownFamilyError,
     WarpkitError,
 )
-from ._base import Composed, Transform
+from ._base import Composed, Direction, Transform
 from ._checks import get_max_output_elements, set_max_output_elements
+from ._grids import normalized_to_pixel, pixel_to_normalized
 from ._modes import Interpolation, Padding
+from ._dispatch import backend, backends, last_backend
 from ._sampler import sample
 from ._warp import warp
-from . import _fast  # noqa: F401 - registers the fast CPU sampler backend (numba imported lazily)
 from .families import Affine, Projective, ThinPlateSpline
 from ._registry import families, get_family, register_family, register_builtins
 
 register_builtins()
 
-from . import nn, testing  # noqa: E402  (they need the registry filled)
+from . import nn, plugin, testing  # noqa: E402  (they need the registry filled)
 
 __all__ = [
     "Affine",
+    "BackendError",
     "Composed",
     "ConvergenceWarning",
+    "Direction",
     "DTypeError",
     "DegenerateInputError",
     "DeviceError",
@@ -52,10 +56,16 @@ __all__ = [
     "Transform",
     "UnknownFamilyError",
     "WarpkitError",
+    "backend",
+    "backends",
     "families",
     "get_family",
     "get_max_output_elements",
+    "last_backend",
     "nn",
+    "normalized_to_pixel",
+    "pixel_to_normalized",
+    "plugin",
     "testing",
     "register_family",
     "sample",

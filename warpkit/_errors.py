@@ -15,6 +15,7 @@ __all__ = [
     "SizeLimitError",
     "UnknownFamilyError",
     "PluginLoadError",
+    "BackendError",
     "ConvergenceWarning",
 ]
 
@@ -60,6 +61,10 @@ class UnknownFamilyError(WarpkitError, KeyError):
 
 class PluginLoadError(WarpkitError, ImportError):
     """A plugin distribution failed to import; chained to the original exception."""
+
+
+class BackendError(WarpkitError, ValueError):
+    """An unknown sampler backend name, or a pinned backend that cannot run the call."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -1,15 +1,15 @@
-"""``warp``: a transform's grid read through the sampler."""
+"""``warp``: read an image through a transform, via the one sampler door."""
 
 from __future__ import annotations
 
 import torch
 
 from ._base import Transform
-from ._checks import broadcast_batch, check_floating, check_output_size, check_size
+from ._checks import broadcast_batch, check_floating, check_output_size, check_size, check_same_device
+from ._dispatch import Call, resample
 from ._errors import ShapeError, WarpkitError
-from ._fast import warp_matrix as _fast_warp_matrix
-from ._modes import Interpolation, Padding
-from ._sampler import sample
+from ._modes import Interpolation, Padding, parse_mode
+from ._sampler import parse_fill
 
 __all__ = ["warp"]
 
@@ -22,6 +22,7 @@ def warp(
     interpolation: str | Interpolation = "bilinear",
     padding: str | Padding = "zeros",
     fill: float | tuple[float, ...] | torch.Tensor = 0.0,
+    antialias: bool = False,
 ) -> torch.Tensor:
     """Warp ``image`` by ``transform`` (source -> destination, pixel coordinates).
 
@@ -32,6 +33,8 @@ def warp(
         transform: any :class:`warpkit.Transform`; a batch of 1 on either side broadcasts.
         size: ``(H_out, W_out)``; default the input size.
         interpolation, padding, fill: as in :func:`warpkit.sample`.
+        antialias: where the warp shrinks the image, average the source over each output pixel's footprint
+            instead of reading one point (where it magnifies, the result is exactly the plain warp).
 
     Returns:
         ``(B, C, H_out, W_out)`` (``(C, H_out, W_out)`` for unbatched input with a batch-1 transform).
@@ -41,17 +44,34 @@ def warp(
         raise ShapeError(f"image: expected shape (B, C, H, W) or (C, H, W), got {tuple(image.shape)}")
     if not isinstance(transform, Transform):
         raise WarpkitError(f"transform: expected a warpkit Transform, got {type(transform).__name__}")
+    mode = parse_mode(Interpolation, interpolation, "interpolation")
+    pad = parse_mode(Padding, padding, "padding")
     size = tuple(image.shape[-2:]) if size is None else check_size(size)
-    batch = broadcast_batch(image.shape[0] if image.ndim == 4 else 1, transform.batch_size, "image and transform")
-    check_output_size(batch, image.shape[-3], size)
-    if transform.has_matrix:  # fused kernel: coordinates computed from the matrix, no grid materialised
-        batched = image if image.ndim == 4 else image.unsqueeze(0)
-        out = _fast_warp_matrix(batched, transform, size, interpolation, padding, fill)
-        if out is not None:
-            return out[0] if image.ndim == 3 and transform.batch_size == 1 else out
+    unbatched = image.ndim == 3
+    batched = image.unsqueeze(0) if unbatched else image
+    batch = broadcast_batch(batched.shape[0], transform.batch_size, "image and transform")
+    check_output_size(batch, batched.shape[1], size)
+    if antialias:
+        from ._antialias import warp_antialiased
+
+        out = warp_antialiased(batched, transform, size, interpolation=mode, padding=pad, fill=fill)
+    else:
+        fill_t, finite = parse_fill(fill, pad, batched, batch)
+        out = resample(_coordinates(batched, transform, size, mode, pad, fill_t, finite))
+    return out[0] if unbatched and out.shape[0] == 1 else out
+
+
+def _coordinates(image, transform, size, mode, pad, fill, finite) -> Call:
+    """The call for ``transform``: its destination -> source matrix when it has one (no grid built here;
+    the backend computes the points), else its grid."""
+    if transform.has_matrix:
+        inverse = transform.inverse()
+        if getattr(inverse, "has_matrix", False):
+            matrix = inverse.matrix
+            check_same_device(("image", image), ("transform", matrix))
+            from .families.affine import Affine
+
+            return Call(image, matrix, True, isinstance(inverse, Affine), size, mode, pad, fill, finite)
     grid = transform.grid(size)
-    if image.ndim == 3:
-        if transform.batch_size == 1:
-            return sample(image, grid[0], interpolation=interpolation, padding=padding, fill=fill)
-        image = image.unsqueeze(0)
-    return sample(image, grid, interpolation=interpolation, padding=padding, fill=fill)
+    check_same_device(("image", image), ("transform", grid))
+    return Call(image, grid, False, False, size, mode, pad, fill, finite)

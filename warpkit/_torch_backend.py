@@ -1,0 +1,295 @@
+"""The torch-native backend: torch's own ``grid_sample`` kernel (every device), made exact in all 18 modes.
+
+``grid_sample`` works in torch's normalised frame and knows three paddings. Each warpkit mode maps onto it
+without changing the result (see ``docs/backends.md``):
+
+- ``zeros``: itself. ``constant``: ``zeros``, plus ``fill`` times the weight of the taps that fell outside,
+  added only where a tap fell outside (so a huge or non-finite fill never touches an in-image pixel).
+- ``replicate``: ``border``. Clamping the coordinate (bilinear, nearest) or each tap (torch's bicubic) gives
+  OpenCV's per-tap clamp.
+- ``reflect`` / ``reflect101``: ``reflection`` with ``align_corners`` False / True, after folding the pixel
+  coordinate into one period (exact in floating point, so far-away points read what the reference reads).
+- ``wrap``: the coordinate folded into ``[0, W)`` and the image padded circularly by the taps' reach.
+- ``nearest``: coordinates are rounded (half to even) in pixels first, so the round trip through the
+  normalised frame cannot move a .5 tie.
+
+Non-finite points read ``fill`` (0 unless ``constant``) with zero gradient. No tensor is copied from the
+host per call: frame constants are cached per device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._coords import apply_matrix, pixel_grid
+from ._modes import Interpolation, Padding
+from ._reference import COORD_LIMIT, CUBIC_A
+
+__all__ = ["torch_sample", "matrix_grid"]
+
+# How far the taps reach beyond floor(x) (below, above); nearest is rounded beforehand.
+_REACH = {Interpolation.NEAREST: (0, 0), Interpolation.BILINEAR: (0, 1), Interpolation.BICUBIC: (1, 2)}
+_TORCH_PADDING = {
+    Padding.ZEROS: "zeros",
+    Padding.CONSTANT: "zeros",
+    Padding.REPLICATE: "border",
+    Padding.REFLECT: "reflection",
+    Padding.REFLECT101: "reflection",
+    Padding.WRAP: "zeros",
+}
+# Paddings whose result far outside does not depend on the exact coordinate: no folding needed.
+_FAR_IS_FLAT = (Padding.ZEROS, Padding.CONSTANT, Padding.REPLICATE)
+
+
+def torch_sample(
+    image: torch.Tensor,
+    coords: torch.Tensor,
+    mode: Interpolation,
+    pad: Padding,
+    fill: torch.Tensor,
+    *,
+    use_matrix: bool,
+    size: tuple[int, int],
+    affine: bool = False,
+    fill_finite: bool | None = None,
+) -> torch.Tensor:
+    """Resample ``image`` ``(Bi, C, H, W)`` (``H, W >= 1``; ``H, W >= 2`` for ``reflect101``).
+
+    ``coords`` is a ``(Bg, H_out, W_out, 2)`` pixel grid or, with ``use_matrix``, ``(Bg, 3, 3)`` destination ->
+    source matrices (``affine`` when their last row is ``[0, 0, 1]``); batch 1 broadcasts on either side.
+    ``fill`` ``(1 or B, C, 1, 1)``; ``fill_finite`` says whether it is known to be finite (None: check).
+    Returns ``(B, C, H_out, W_out)`` in ``image``'s dtype (float16/bfloat16 computed in float32),
+    channels-last when ``image`` is. Differentiable in ``image``, ``coords`` and ``fill``.
+    """
+    out_dtype = image.dtype
+    work = torch.promote_types(out_dtype, torch.float32)
+    img = image.to(work)
+    coords = coords.to(work)
+    height, width = img.shape[-2:]
+    out_h, out_w = size
+    align = pad is Padding.REFLECT101
+    if align and (height == 1 or width == 1):
+        # REFLECT_101 maps every tap of a 1-pixel side to index 0. align_corners=True needs 2 pixels: two equal
+        # ones read the same everywhere (and autograd sums their gradients back into the one).
+        img = img.expand(-1, -1, max(height, 2), max(width, 2))
+        height, width = img.shape[-2:]
+    fast = use_matrix and affine and pad in _FAR_IS_FLAT and mode is not Interpolation.NEAREST
+    if fast:
+        # One fused op, like F.affine_grid itself: the normalised source points of every destination pixel.
+        theta = _to_normalised(coords, (height, width), (out_h, out_w), align)
+        grid = F.affine_grid(theta[:, :2], [theta.shape[0], 1, out_h, out_w], align_corners=align)
+        grid = _keep_far_points_out(grid, height, width)
+        finite = None
+    else:
+        pixels = matrix_grid(coords, size, affine) if use_matrix else coords
+        img, grid, finite = _pixel_frame(img, pixels, mode, pad, align)
+
+    out = _grid_sample(img, grid, mode, pad, align)
+    if finite is not None and pad not in (Padding.ZEROS, Padding.CONSTANT):
+        out = out * finite.unsqueeze(1)  # non-finite points read 0 in these modes, with zero gradient
+    if pad is Padding.CONSTANT:
+        out = _add_fill(out, grid, mode, fill.to(work), height, width, align, fill_finite)
+    out = out.to(out_dtype)
+    if image.ndim == 4 and not image.is_contiguous() and image.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out.contiguous()
+
+
+def _host_checks_allowed(tensor: torch.Tensor) -> bool:
+    """Whether a data-dependent Python branch on ``tensor`` is free: CPU, eager, not traced."""
+    return (
+        tensor.device.type == "cpu"
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
+    )
+
+
+def _grid_sample(img: torch.Tensor, grid: torch.Tensor, mode: Interpolation, pad: Padding, align: bool) -> torch.Tensor:
+    """``grid_sample`` with batch 1 broadcasting on either side, without copying the image per batch."""
+    options = {"mode": mode.value, "padding_mode": _TORCH_PADDING[pad], "align_corners": align}
+    if img.shape[0] == grid.shape[0]:
+        return F.grid_sample(img, grid, **options)
+    if grid.shape[0] == 1:
+        return F.grid_sample(img, grid.expand(img.shape[0], -1, -1, -1), **options)
+    # One image, many grids: stack the grids along H and read the image once.
+    batch, out_h, out_w, _ = grid.shape
+    out = F.grid_sample(img, grid.reshape(1, batch * out_h, out_w, 2), **options)
+    return out.reshape(img.shape[1], batch, out_h, out_w).transpose(0, 1)
+
+
+def _pixel_frame(img, pixels, mode, pad, align):
+    """Fold, round and normalise pixel points for ``grid_sample``; pad the image for ``wrap``.
+
+    Returns the image to read, the normalised grid and the mask of finite points (or None when every point
+    is known to be finite).
+    """
+    height, width = img.shape[-2:]
+    finite = None
+    if not (_host_checks_allowed(pixels) and bool(torch.isfinite(pixels).all())):
+        # The check is free on the CPU; on an accelerator it would stall the stream, and under tracing or
+        # torch.compile it would fix a branch: there, mask always.
+        finite = torch.isfinite(pixels).all(-1)
+        pixels = torch.where(finite.unsqueeze(-1), pixels, torch.full_like(pixels, -COORD_LIMIT))
+    pixels = pixels.clamp(-COORD_LIMIT, COORD_LIMIT)
+    if mode is Interpolation.NEAREST:
+        pixels = torch.round(pixels)  # half to even, in pixels: the normalised round trip cannot move a tie
+    lo = hi = 0
+    if pad in (Padding.REFLECT, Padding.REFLECT101, Padding.WRAP):
+        pixels = _fold(pixels, _period(pad, width), _period(pad, height))
+    if pad is Padding.WRAP:
+        lo, hi = _REACH[mode]
+        img = _wrap_pad(img, lo, hi)
+    padded_h, padded_w = height + lo + hi, width + lo + hi
+    grid = _normalise(pixels, padded_h, padded_w, lo, align)
+    return img, grid, finite
+
+
+def _period(pad: Padding, n: int) -> int:
+    return {Padding.REFLECT: 2 * n, Padding.REFLECT101: 2 * n - 2, Padding.WRAP: n}[pad]
+
+
+def _fold(pixels: torch.Tensor, period_x: int, period_y: int) -> torch.Tensor:
+    """Shift ``(..., 2)`` points by whole periods into ``[0, period)``: the taps move by whole periods, so
+    every border rule reads the same pixels, and the subtraction is exact in floating point."""
+    x, y = pixels[..., 0], pixels[..., 1]
+    return torch.stack([_fold_axis(x, period_x), _fold_axis(y, period_y)], dim=-1)
+
+
+def _fold_axis(v: torch.Tensor, period: int) -> torch.Tensor:
+    folded = v - period * torch.floor(v / period)
+    # v / period can round across an integer: put the few points that land on the wrong side back.
+    folded = torch.where(folded < 0, folded + period, folded)
+    return torch.where(folded >= period, folded - period, folded)
+
+
+def _wrap_pad(img: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """``img`` with ``lo`` / ``hi`` rows and columns of its periodic continuation on each side."""
+    if lo == hi == 0:
+        return img
+    height, width = img.shape[-2:]
+    rows = torch.arange(-lo, height + hi, device=img.device).remainder_(height)
+    cols = torch.arange(-lo, width + hi, device=img.device).remainder_(width)
+    return img.index_select(2, rows).index_select(3, cols)
+
+
+def _normalise(pixels: torch.Tensor, height: int, width: int, offset: int, align: bool) -> torch.Tensor:
+    """Pixel points (shifted by ``offset``) into ``grid_sample``'s frame for an image of ``(height, width)``."""
+    scale, shift = _frame_constants(height, width, offset, align, pixels.dtype, pixels.device)
+    return torch.addcmul(shift, pixels, scale)
+
+
+def _constant(key: tuple, make):
+    """A small constant tensor, made once per key (device included), so no host-to-device copy repeats. Under
+    tracing or torch.compile it is made afresh: a cached tensor must not be a tracer's or a fake one."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return make()
+    value = _CONSTANTS.get(key)
+    if value is None:
+        if len(_CONSTANTS) > 256:
+            _CONSTANTS.clear()
+        value = _CONSTANTS[key] = make()
+    return value
+
+
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def _frame_constants(height, width, offset, align, dtype, device):
+    """``(2,)`` scale and shift from pixels to the normalised frame."""
+    return _constant(("frame", height, width, offset, align, dtype, device),
+                     lambda: _make_frame_constants(height, width, offset, align, dtype, device))
+
+
+def _make_frame_constants(height, width, offset, align, dtype, device):
+    if align:
+        sx, sy = 2 / (width - 1), 2 / (height - 1)
+        ox, oy = offset * sx - 1, offset * sy - 1
+    else:
+        sx, sy = 2 / width, 2 / height
+        ox, oy = (2 * offset + 1) / width - 1, (2 * offset + 1) / height - 1
+    return (torch.tensor([sx, sy], dtype=dtype, device=device), torch.tensor([ox, oy], dtype=dtype, device=device))
+
+
+def _keep_far_points_out(grid: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Clamp normalised points to 3 pixels beyond the reach of any tap (zeros/constant/replicate read the
+    same there) and send NaN there too: no huge or undefined index reaches the kernel."""
+    bound = 1 + 8 / min(height, width)
+    return torch.nan_to_num(grid, nan=bound, posinf=bound, neginf=-bound).clamp(-bound, bound)
+
+
+def _to_normalised(matrix: torch.Tensor, src_size, dst_size, align: bool) -> torch.Tensor:
+    """``(B, 3, 3)`` pixel destination -> source matrices as normalised ``theta`` (no host copies)."""
+    to_norm = _normaliser(src_size, align, False, matrix.dtype, matrix.device)
+    from_norm = _normaliser(dst_size, align, True, matrix.dtype, matrix.device)
+    return to_norm @ matrix @ from_norm
+
+
+def _normaliser(size, align, inverse, dtype, device):
+    return _constant(("normaliser", size, align, inverse, dtype, device),
+                     lambda: _make_normaliser(size, align, inverse, dtype, device))
+
+
+def _make_normaliser(size, align, inverse, dtype, device):
+    height, width = size
+    if align:
+        sx, sy, ox, oy = 2 / max(width - 1, 1), 2 / max(height - 1, 1), -1.0, -1.0
+    else:
+        sx, sy, ox, oy = 2 / width, 2 / height, 1 / width - 1, 1 / height - 1
+    if inverse:
+        sx, sy, ox, oy = 1 / sx, 1 / sy, -ox / sx, -oy / sy
+    return torch.tensor([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
+
+
+def matrix_grid(matrix: torch.Tensor, size: tuple[int, int], affine: bool) -> torch.Tensor:
+    """``(B, H, W, 2)`` source pixel points of ``(B, 3, 3)`` destination -> source matrices, computed from the
+    integer pixel centres as the reference computes them (so that nearest's .5 ties fall the same way)."""
+    out_h, out_w = size
+    centres = _constant(("centres", out_h, out_w, matrix.dtype, matrix.device),
+                        lambda: pixel_grid(size, matrix.dtype, matrix.device).reshape(1, out_h * out_w, 2))
+    if affine:  # the last row is [0, 0, 1]: dividing by it would change nothing
+        points = centres @ matrix[:, :2, :2].transpose(1, 2) + matrix[:, :2, 2].unsqueeze(1)
+    else:
+        points = apply_matrix(matrix, centres)
+    return points.reshape(matrix.shape[0], out_h, out_w, 2)
+
+
+def _add_fill(out, grid, mode, fill, height, width, align, fill_finite):
+    """``out`` (zeros padding) plus ``fill`` times the weight of the taps outside, only where a tap is outside."""
+    x = (grid[..., 0] + 1) * (width - 1 if align else width) / 2 - (0 if align else 0.5)
+    y = (grid[..., 1] + 1) * (height - 1 if align else height) / 2 - (0 if align else 0.5)
+    cover_x, inside_x = _axis_coverage(x, width, mode)
+    cover_y, inside_y = _axis_coverage(y, height, mode)
+    inside = (inside_x & inside_y).unsqueeze(1)
+    uncovered = torch.where(inside, torch.zeros_like(cover_x).unsqueeze(1), (1 - cover_x * cover_y).unsqueeze(1))
+    if fill_finite is None:
+        fill_finite = _host_checks_allowed(fill) and bool(torch.isfinite(fill).all())
+    if fill_finite:
+        return out.addcmul_(fill, uncovered)  # uncovered is exactly 0 inside: in-image pixels stay as they are
+    return torch.where(inside, out, out + fill * uncovered)
+
+
+def _axis_coverage(v: torch.Tensor, n: int, mode: Interpolation) -> tuple[torch.Tensor, torch.Tensor]:
+    """Along one axis: the total weight of the taps inside ``[0, n)`` and whether all of them are inside."""
+    if mode is Interpolation.NEAREST:
+        index = torch.round(v)
+        inside = (index >= 0) & (index <= n - 1)
+        return inside.to(v.dtype), inside
+    base = torch.floor(v)
+    t = v - base
+    lo, hi = _REACH[mode]
+    inside = (base - lo >= 0) & (base + hi <= n - 1)
+    if mode is Interpolation.BILINEAR:
+        weights = [1 - t, t]
+    else:
+        a, s, u = CUBIC_A, t + 1, 1 - t
+        w0 = ((a * s - 5 * a) * s + 8 * a) * s - 4 * a
+        w1 = ((a + 2) * t - (a + 3)) * t * t + 1
+        w2 = ((a + 2) * u - (a + 3)) * u * u + 1
+        weights = [w0, w1, w2, 1 - w0 - w1 - w2]
+    cover = torch.zeros_like(v)
+    for k, w in enumerate(weights):
+        tap = base + (k - lo)
+        cover = cover + torch.where((tap >= 0) & (tap <= n - 1), w, torch.zeros_like(w))
+    return cover, inside
