@@ -168,15 +168,12 @@ def _discover() -> None:
     if os.environ.get(DISABLE_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on"):
         return
     try:
-        entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        entry_points = _plugin_entry_points()
     except Exception as exc:  # a broken metadata directory must not break `import warpkit`
         warnings.warn(f"warpkit: could not read plugin entry points: {exc!r}", RuntimeWarning, stacklevel=3)
         return
     seen: set[tuple[str, str]] = set()
-    for ep in entry_points:
-        dist = getattr(ep, "dist", None)
-        dist_name = dist.metadata["Name"] if dist is not None else "unknown"
-        version = dist.version if dist is not None else None
+    for ep, dist_name, version in entry_points:
         if (ep.name, ep.value) in seen:  # the same distribution found twice on sys.path
             continue
         seen.add((ep.name, ep.value))
@@ -194,6 +191,20 @@ def _discover() -> None:
             warnings.warn(str(record.error), RuntimeWarning, stacklevel=3)
             continue
         _records[ep.name] = record
+
+
+def _plugin_entry_points() -> list[tuple[importlib.metadata.EntryPoint, str, str | None]]:
+    """``(entry point, distribution name, version)`` of the group in every installed distribution.
+
+    Walks the distributions rather than calling ``entry_points(group=...)``: Python 3.9 has neither that
+    keyword nor ``EntryPoint.dist``, and the distribution's name is what messages cite.
+    """
+    found = []
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                found.append((ep, dist.metadata["Name"] or "unknown", dist.version))
+    return found
 
 
 def _load(record: FamilyRecord) -> None:
