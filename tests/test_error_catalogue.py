@@ -136,7 +136,7 @@ CASES = [
     Case("tps-collinear", lambda: wk.ThinPlateSpline.fit(LINE, SQUARE), wk.DegenerateInputError, "src",
          "collinear or coincident"),
     Case("tps-duplicate", lambda: wk.ThinPlateSpline.fit(torch.cat([SQUARE, SQUARE[:1]]), torch.cat([SQUARE, SQUARE[1:2]])),
-         wk.DegenerateInputError, "dst", "singular system"),
+         wk.DegenerateInputError, "src", "singular system"),
     Case("tps-regularization", lambda: wk.ThinPlateSpline.fit(SQUARE, SQUARE, -1.0), wk.DegenerateInputError,
          "regularization", "-1.0"),
     # registry

@@ -13,6 +13,8 @@ __all__ = [
     "theta_to_matrix",
     "matrix_to_theta",
     "theta_grid",
+    "singular_members",
+    "linalg_dtype",
 ]
 
 
@@ -61,25 +63,65 @@ def normalization_matrix(
     return torch.tensor([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
 
 
+def linalg_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype to solve and invert in: torch's linear algebra has no float16/bfloat16 kernels, so half
+    precision works in float32 and the result is cast back."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def singular_members(matrix: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bool: which ``(B, n, n)`` matrices are numerically singular (or not finite).
+
+    Judged by conditioning, not by a norm: for ``3 x 3`` pixel matrices the ``x, y`` columns are scaled
+    together and the homogeneous column on its own, then the same for the rows, before the ratio of
+    extreme singular values is taken. Those scalings are changes of units that keep ``x`` and ``y``
+    alike (pixel size, the homogeneous coordinate), so a well-conditioned matrix with a large translation
+    (a rotation about the centre of a 20000-px image) or a uniform scale passes, while a linear part that
+    squashes one direction to nothing fails whatever the translation. Other sizes scale each column and
+    row alone. Always all False on the ``meta`` device, which has no values to judge.
+    """
+    if matrix.device.type == "meta":
+        return torch.zeros(matrix.shape[0], dtype=torch.bool, device=matrix.device)
+    work = matrix.detach().double()
+    finite = torch.isfinite(work).flatten(1).all(dim=1)
+    work = torch.where(finite.reshape(-1, 1, 1), work, torch.zeros_like(work))
+    groups = [slice(0, 2), slice(2, 3)] if work.shape[-1] == 3 else [slice(i, i + 1) for i in range(work.shape[-1])]
+    for dim in (-2, -1):  # columns, then rows
+        parts = [work[:, :, g] if dim == -2 else work[:, g, :] for g in groups]
+        norms = [p.square().sum(dim=(-2, -1), keepdim=True).sqrt().clamp_min(1e-300) for p in parts]
+        work = torch.cat([p / n for p, n in zip(parts, norms)], dim=-1 if dim == -2 else -2)
+    values = torch.linalg.svdvals(work)
+    return ~finite | ~(values[:, -1] > 1e-12 * values[:, 0])
+
+
 def theta_to_matrix(theta: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:
     """``(B, 3, 3)`` normalised dst -> src ``theta`` into the pixel source -> destination matrix ``M``."""
-    n_src = normalization_matrix(src_size, align_corners, theta.dtype, theta.device, "src_size")
-    n_dst = normalization_matrix(dst_size, align_corners, theta.dtype, theta.device, "dst_size")
-    dst_to_src = torch.linalg.solve(n_src, theta) @ n_dst
-    matrix, info = torch.linalg.inv_ex(dst_to_src)
-    if (info != 0).any():
-        index = int((info != 0).nonzero()[0, 0])
+    work = linalg_dtype(theta.dtype)
+    n_src = normalization_matrix(src_size, align_corners, work, theta.device, "src_size")
+    n_dst = normalization_matrix(dst_size, align_corners, work, theta.device, "dst_size")
+    dst_to_src = torch.linalg.solve(n_src, theta.to(work)) @ n_dst
+    bad = singular_members(dst_to_src)
+    if bad.any():
+        index = int(bad.nonzero()[0, 0])
         raise SingularMatrixError(
             f"params: expected parameters of an invertible transform, got singular ones at batch index {index}"
         )
-    return matrix
+    return torch.linalg.inv(dst_to_src).to(theta.dtype)
 
 
 def matrix_to_theta(matrix: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:
     """Inverse of :func:`theta_to_matrix`: ``(B, 3, 3)`` pixel ``M`` into normalised dst -> src ``theta``."""
-    n_src = normalization_matrix(src_size, align_corners, matrix.dtype, matrix.device, "src_size")
-    n_dst = normalization_matrix(dst_size, align_corners, matrix.dtype, matrix.device, "dst_size")
-    return n_src @ torch.linalg.solve(matrix, torch.linalg.inv(n_dst))
+    bad = singular_members(matrix)
+    if bad.any():
+        index = int(bad.nonzero()[0, 0])
+        raise SingularMatrixError(
+            f"matrix: expected an invertible matrix to express as parameters, got a singular one at batch index "
+            f"{index}: {matrix[index].detach().cpu().tolist()}"
+        )
+    work = linalg_dtype(matrix.dtype)
+    n_src = normalization_matrix(src_size, align_corners, work, matrix.device, "src_size")
+    n_dst = normalization_matrix(dst_size, align_corners, work, matrix.device, "dst_size")
+    return (n_src @ torch.linalg.solve(matrix.to(work), torch.linalg.inv(n_dst))).to(matrix.dtype)
 
 
 def theta_grid(theta: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:

@@ -6,28 +6,29 @@ import torch
 
 from .._base import Transform
 from .._checks import as_float_tensor, batch_points, check_same_device, check_sizes
-from .._coords import theta_grid
+from .._coords import linalg_dtype, singular_members, theta_grid
 from .._errors import DegenerateInputError, ShapeError, SingularMatrixError
 
 __all__ = ["checked_inverse", "check_spread", "correspondences", "point_normalizer", "theta_params_grid"]
 
 
 def checked_inverse(matrix: torch.Tensor, argument: str = "matrix") -> torch.Tensor:
-    """Invert ``(B, n, n)`` matrices; raise :class:`SingularMatrixError` for singular or non-finite ones."""
-    if not torch.isfinite(matrix).all():
+    """Invert ``(B, n, n)`` matrices; raise :class:`SingularMatrixError` for singular or non-finite ones.
+
+    Singular means ill-conditioned once rows and columns are scaled to unit length
+    (:func:`~warpkit._coords.singular_members`), so a large translation never counts against a matrix.
+    float16/bfloat16 are inverted in float32 and cast back.
+    """
+    if matrix.device.type != "meta" and not torch.isfinite(matrix).all():
         raise SingularMatrixError(f"{argument}: expected finite values, got {matrix.detach().cpu().tolist()}")
-    n = matrix.shape[-1]
-    work = matrix.detach().double()
-    scale = work.flatten(1).norm(dim=1).clamp_min(1e-300)
-    det = torch.linalg.det(work / scale.reshape(-1, 1, 1)).abs()
-    bad = det <= 1e-12 * n
+    bad = singular_members(matrix)
     if bad.any():
         index = int(bad.nonzero()[0, 0])
         raise SingularMatrixError(
             f"{argument}: expected an invertible matrix, got a singular one at batch index {index}: "
             f"{matrix[index].detach().cpu().tolist()}"
         )
-    return torch.linalg.inv(matrix)
+    return torch.linalg.inv(matrix.to(linalg_dtype(matrix.dtype))).to(matrix.dtype)
 
 
 def correspondences(src, dst, weights, minimum: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.dtype]:
@@ -61,6 +62,13 @@ def correspondences(src, dst, weights, minimum: int) -> tuple[torch.Tensor, torc
         if not torch.isfinite(w).all() or (w < 0).any():
             raise DegenerateInputError(f"weights: expected finite, non-negative values, got minimum {float(w.min())}")
         w = w.expand(batch, -1)
+        empty = (w > 0).sum(1) < minimum
+        if empty.any():
+            index = int(empty.nonzero()[0, 0])
+            raise DegenerateInputError(
+                f"weights: expected at least {minimum} positive weights per batch member, got "
+                f"{int((w[index] > 0).sum())} at batch index {index}"
+            )
     if not (torch.isfinite(s).all() and torch.isfinite(d).all()):
         raise DegenerateInputError("src, dst: expected finite coordinates, got NaN or infinity")
     dtype = torch.promote_types(src_t.dtype, dst_t.dtype)

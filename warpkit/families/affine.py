@@ -101,6 +101,7 @@ class Affine(Transform):
 
     @classmethod
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        check_batch_size(batch_size)
         return torch.eye(2, 3, dtype=dtype, device=device).reshape(1, 6).repeat(batch_size, 1)
 
 

@@ -104,6 +104,7 @@ class Projective(Transform):
 
     @classmethod
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        check_batch_size(batch_size)
         return torch.eye(3, dtype=dtype, device=device).reshape(1, 9)[:, :8].repeat(batch_size, 1)
 
 

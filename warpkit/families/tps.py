@@ -113,6 +113,8 @@ class ThinPlateSpline(Transform):
                     f"regularization: expected a value that stays finite in the fit's frame, got {regularization!r} "
                     f"for points spread over {float(1 / pre[:, 0, 0].max()):.3g} px"
                 )
+        if regularization == 0:  # T must be a function: the source points must determine a spline too
+            _check_solvable(_system(v, smoothing), "src")
         centres, kernel_weights, affine = _solve(u, v, smoothing, "dst")
         return cls(centres, kernel_weights, affine, pre=pre, post=_similarity_inverse(to_frame), forward=False, dtype=dtype)
 
@@ -372,19 +374,26 @@ def _solve(src: torch.Tensor, dst: torch.Tensor, smoothing: torch.Tensor, argume
     k = src.shape[1]
     system = _system(src, smoothing)
     rhs = torch.cat([dst, dst.new_zeros(dst.shape[0], 3, 2)], dim=1)
-    # Equilibrate rows and columns so that the conditioning test below does not depend on units.
-    scale = system.detach().abs().amax(dim=2).clamp_min(1e-300).rsqrt()
-    scaled = scale.unsqueeze(2) * system * scale.unsqueeze(1)
-    singular = torch.linalg.svdvals(scaled.detach())
-    bad = ~(singular[:, -1] > 1e-12 * singular[:, 0])  # NaN counts as bad
-    if bad.any():
-        index = int(bad.nonzero()[0, 0])
-        raise DegenerateInputError(
-            f"{argument}: expected control points that give a solvable spline (duplicates need regularization > 0), "
-            f"got a singular system at batch index {index}"
-        )
+    scale, scaled = _check_solvable(system, argument)
     solution = scale.unsqueeze(2) * torch.linalg.solve(scaled, scale.unsqueeze(2) * rhs)
     return src, solution[:, :k], solution[:, k:]
+
+
+def _check_solvable(system: torch.Tensor, argument: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raise unless the ``(B, n, n)`` system is well conditioned; return the equilibration and the scaled system."""
+    # Equilibrate rows and columns so that the conditioning test does not depend on units.
+    scale = system.detach().abs().amax(dim=2).clamp_min(1e-300).rsqrt()
+    scaled = scale.unsqueeze(2) * system * scale.unsqueeze(1)
+    if system.device.type != "meta":
+        singular = torch.linalg.svdvals(scaled.detach())
+        bad = ~(singular[:, -1] > 1e-12 * singular[:, 0])  # NaN counts as bad
+        if bad.any():
+            index = int(bad.nonzero()[0, 0])
+            raise DegenerateInputError(
+                f"{argument}: expected control points that give a solvable spline (duplicates need regularization "
+                f"> 0), got a singular system at batch index {index}"
+            )
+    return scale, scaled
 
 
 _CONTROL_INVERSES: dict[int, torch.Tensor] = {}  # a plain dict: dynamo sees through it (not lru_cache)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_size
+from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_batch_size, check_size
 
 __all__ = ["Elastic"]
 
@@ -112,6 +112,7 @@ class Elastic(Transform):
 
     @classmethod
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        check_batch_size(batch_size)
         return torch.zeros(batch_size, 32, dtype=dtype, device=device)
 
     # --- the field ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import warpkit as wk
-from warpkit.plugin import check_sizes, correspondences
+from warpkit.plugin import check_batch_size, check_sizes, correspondences
 
 from ._frame import check_params, matrix_to_linear, params_to_matrix
 from .similarity import check_spread_2, rotation_scale, weighted_centred
@@ -52,4 +52,5 @@ class Rigid(wk.Affine):
 
     @classmethod
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        check_batch_size(batch_size)
         return torch.zeros(batch_size, 3, dtype=dtype, device=device)
