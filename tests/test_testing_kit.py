@@ -177,3 +177,90 @@ def test_the_plugin_in_docs_plugins_md_works_as_written(tmp_path, monkeypatch):
         assert sum(r.passed is True for r in report.results) == len(CHECKS)  # nothing skipped
     finally:
         _registry._reset_plugins()
+
+
+# --- the checks added for STN-breaking families: each fails on a family broken in just that way -----------
+class OffIdentityParams(wk.Affine):
+    """identity_params is not the identity: a spatial transformer built on it starts off warped."""
+
+    name = "off_identity_params"
+
+    @classmethod
+    def identity_params(cls, batch_size=1, *, dtype=torch.float32, device=None):
+        return wk.Affine.identity_params(batch_size, dtype=dtype, device=device) + 0.1
+
+
+class SourceToDestinationParams(wk.Affine):
+    """theta read as the source -> destination map: the opposite of the documented direction."""
+
+    name = "source_to_destination_params"
+
+    @classmethod
+    def from_params(cls, params, src_size, dst_size=None, *, align_corners=False):
+        documented = wk.Affine.from_params(params, src_size, dst_size, align_corners=align_corners)
+        return cls(documented.inverse().matrix[:, :2])
+
+
+class ForwardFlag(wk.Affine):
+    """A second word for direction: its own bool flag instead of ``native``."""
+
+    name = "forward_flag"
+
+    def __init__(self, matrix, *, forward=True):
+        super().__init__(matrix)
+        self.forward = forward
+
+
+class StringNative(wk.Affine):
+    name = "string_native"
+    native = "forward"  # not a warpkit.Direction
+
+
+NEW_CHECKS = ["identity_params", "stn_direction", "direction"]
+
+
+@pytest.mark.parametrize(
+    "family, failing",
+    [
+        (OffIdentityParams, {"identity_params"}),
+        (SourceToDestinationParams, {"stn_direction"}),
+        (ForwardFlag, {"direction"}),
+        (StringNative, {"direction"}),
+    ],
+)
+def test_new_checks_catch_what_the_other_checks_let_through(family, failing):
+    """The broken family passes every other check (it is consistent with itself); only the new one fails."""
+    report = check_family(family, [c for c in CHECKS if c not in ("compile", "gradients")])
+    assert {r.name for r in report.failures} == failing, report.table()
+
+
+def test_off_identity_params_starts_a_spatial_transformer_off_the_identity():
+    """What the identity_params check protects: the grid of identity_params, against the plain pixel grid."""
+    params = OffIdentityParams.identity_params(1, dtype=torch.float64)
+    grid = OffIdentityParams.grid_from_params(params, (24, 32))
+    ys, xs = torch.meshgrid(torch.arange(24.0), torch.arange(32.0), indexing="ij")
+    assert (grid[0] - torch.stack([xs, ys], -1).double()).abs().max() > 1.0
+    assert check_family(OffIdentityParams, ["identity_params"])["identity_params"].error > 1.0
+
+
+def test_source_to_destination_params_disagree_with_affine_grid():
+    """The broken family's STN grid is not F.affine_grid's for the same theta; the documented one's is."""
+    import torch.nn.functional as F
+
+    theta = torch.tensor([[[1.1, 0.2, 0.1], [-0.1, 0.9, -0.2]]], dtype=torch.float64)
+    reference = F.affine_grid(theta, (1, 1, 24, 32), align_corners=False)
+    for family, close in ((wk.Affine, True), (SourceToDestinationParams, False)):
+        grid = wk.pixel_to_normalized(family.grid_from_params(theta.reshape(1, 6), (24, 32)), (24, 32))
+        assert bool((grid - reference).abs().max() < 1e-12) is close, family.name
+    result = check_family(SourceToDestinationParams, ["stn_direction"])["stn_direction"]
+    assert result.passed is False and "source -> destination" in result.detail
+
+
+def test_stn_direction_is_skipped_with_its_reason_where_it_cannot_tell():
+    result = check_family("projective", ["stn_direction"])["stn_direction"]
+    assert result.skipped and "neither map is linear" in result.detail
+
+
+def test_families_with_a_stored_direction_report_it_in_the_one_word():
+    report = check_family("tps", ["direction"])
+    assert report.passed and "native: inverse" in report["direction"].detail

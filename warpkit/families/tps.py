@@ -27,7 +27,7 @@ import warnings
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from .._base import Transform
+from .._base import Direction, Transform, parse_to_arguments
 from .._checks import as_float_tensor, check_batch_size, check_output_size, check_size, check_sizes
 from .._coords import apply_matrix, normalization_matrix, pixel_grid
 from .._errors import ConvergenceWarning, DegenerateInputError, ShapeError
@@ -51,15 +51,20 @@ class ThinPlateSpline(Transform):
         weights: ``(B, K, 2)`` kernel weights.
         affine: ``(B, 3, 2)``: rows ``a0``, then the ``2 x 2`` linear part (``f = a0 + u @ A``).
         pre, post: ``(B, 3, 3)`` pixel -> frame and frame -> pixel matrices (None: identity).
-        forward: True when the spline maps source -> destination, False when destination -> source.
+        native: which way the stored spline maps: ``"forward"`` (source -> destination) or ``"inverse"``
+            (destination -> source, what ``fit`` and ``from_params`` make); the other way is Newton's method.
         dtype: dtype of the points and grids it returns (the spline itself is float64).
     """
 
     name = "tps"
     num_params = 32  # a 4 x 4 grid of control points; from_params accepts any k x k grid
     has_matrix = False
+    batch_fields = ("centres", "weights", "affine", "pre", "post")
 
-    def __init__(self, centres, weights, affine, *, pre=None, post=None, forward=True, dtype=torch.float32):
+    def __init__(
+        self, centres, weights, affine, *, pre=None, post=None, native: Direction | str = Direction.FORWARD,
+        dtype=torch.float32,
+    ):
         self.centres = as_float_tensor(centres, "centres").double()
         if self.centres.ndim != 3 or self.centres.shape[-1] != 2:
             raise ShapeError(f"centres: expected shape (B, K, 2), got {tuple(self.centres.shape)}")
@@ -73,7 +78,7 @@ class ThinPlateSpline(Transform):
         eye = torch.eye(3, dtype=torch.float64, device=self.centres.device).expand(batch, 3, 3)
         self.pre = eye if pre is None else _frame(pre, batch, "pre")
         self.post = eye if post is None else _frame(post, batch, "post")
-        self.forward = bool(forward)
+        self.native = Direction.parse(native)
         self._dtype = dtype
 
     # --- construction -----------------------------------------------------------------------
@@ -116,7 +121,7 @@ class ThinPlateSpline(Transform):
         if regularization == 0:  # T must be a function: the source points must determine a spline too
             _check_solvable(_system(v, smoothing), "src")
         centres, kernel_weights, affine = _solve(u, v, smoothing, "dst")
-        return cls(centres, kernel_weights, affine, pre=pre, post=_similarity_inverse(to_frame), forward=False, dtype=dtype)
+        return cls(centres, kernel_weights, affine, pre=pre, post=_similarity_inverse(to_frame), native=Direction.INVERSE, dtype=dtype)
 
     @classmethod
     def estimate(cls, src, dst, weights=None, regularization: float = 0.0) -> ThinPlateSpline:
@@ -143,7 +148,7 @@ class ThinPlateSpline(Transform):
         pre = normalization_matrix(dst_size, align_corners, device=p.device, argument="dst_size")
         post = normalization_matrix(src_size, align_corners, device=p.device, argument="src_size", inverse=True)
         weights, affine = coefficients[:, : k * k], coefficients[:, k * k :]
-        return cls(centres, weights, affine, pre=pre, post=post, forward=False, dtype=p.dtype)
+        return cls(centres, weights, affine, pre=pre, post=post, native=Direction.INVERSE, dtype=p.dtype)
 
     @classmethod
     def grid_from_params(cls, params, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
@@ -192,7 +197,7 @@ class ThinPlateSpline(Transform):
         return self.centres.device
 
     def map_points(self, points: torch.Tensor) -> torch.Tensor:
-        if self.forward:
+        if self.native is Direction.FORWARD:
             return self.evaluate(points).to(points.dtype)
         mapped, residual = self.solve(points)
         _warn_if_unconverged(residual)
@@ -219,12 +224,20 @@ class ThinPlateSpline(Transform):
     def inverse(self) -> ThinPlateSpline:
         """The same spline used the other way round (no refit)."""
         return type(self)(
-            self.centres, self.weights, self.affine, pre=self.pre, post=self.post, forward=not self.forward, dtype=self._dtype
+            self.centres, self.weights, self.affine, pre=self.pre, post=self.post, native=self.native.flipped(),
+            dtype=self._dtype,
         )
+
+    def to(self, *args, device=None, dtype=None) -> ThinPlateSpline:
+        """Move to ``device``; ``dtype`` is that of the points and grids it returns (the spline stays float64)."""
+        device, dtype = parse_to_arguments(args, device, dtype)
+        moved = super().to(device=device)
+        moved._dtype = self._dtype if dtype is None else dtype
+        return moved
 
     # --- the spline in either direction ------------------------------------------------------
     def evaluate(self, points: torch.Tensor) -> torch.Tensor:
-        """The spline's own map (whatever ``forward`` says) at ``(B, N, 2)`` pixel points, float64.
+        """The spline's own map (whatever ``native`` says) at ``(B, N, 2)`` pixel points, float64.
 
         Evaluated in chunks of points, so the temporaries stay a few MiB whatever ``N``; with gradients,
         each chunk is recomputed in the backward pass instead of kept.
@@ -288,7 +301,7 @@ class ThinPlateSpline(Transform):
         return affine[:, :1] + v @ affine[:, 1:] + _kernel(_squared_distances(v, centres)) @ weights
 
     def __repr__(self) -> str:
-        direction = "source->destination" if self.forward else "destination->source"
+        direction = "source->destination" if self.native is Direction.FORWARD else "destination->source"
         return f"ThinPlateSpline(batch_size={self.batch_size}, num_centres={self.centres.shape[1]}, native={direction})"
 
 

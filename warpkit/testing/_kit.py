@@ -4,11 +4,22 @@ Each check builds transforms of the family the same way (see :func:`example`), m
 compares it with a stated tolerance. Geometry checks run in float64 with tolerances in pixels; image
 checks compare float32 warps with OpenCV and Kornia (CROSS-LIBRARY.md: they agree to about 3e-5).
 A check that does not apply (no matrix form, no estimator, cv2 not installed...) is skipped with a reason.
+
+Rules a family must know (docs/plugins.md lists every method the kit calls):
+
+- STN parameters describe the destination -> source map in torch's normalised frames, like ``F.affine_grid``'s
+  ``theta``; ``from_params(identity_params(B))`` is the identity.
+- Other output sizes: ``params_grid`` also builds transforms for an output size other than the input's. A
+  family that only works at the input's size (lens, elastic) must refuse that with :class:`ShapeError` from
+  ``from_params``; the kit then checks it at the input size only. Any other exception is a failure.
+- Direction has one word: a family that stores its map one way round says which with ``native``, a
+  :class:`warpkit.Direction`; no ``forward=`` / ``inverse=`` flags of its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -16,7 +27,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from .._base import Transform
+from .._base import Direction, Transform
 from .._coords import pixel_grid
 from .._errors import ShapeError, WarpkitError
 from .._opencv import cv2_options, remap, warp_matrix
@@ -35,6 +46,10 @@ GEOMETRY_TOLERANCE = 1e-6
 IMAGE_TOLERANCE = 1e-4
 #: Analytic vs central-difference Jacobians in float64.
 GRADIENT_TOLERANCE = 1e-5
+#: A map whose second difference along a parameter step stays below this (pixels, float64) is linear in them.
+LINEARITY_TOLERANCE = 1e-8
+#: Keyword and attribute names that would be a second word for direction (the one word is ``native``).
+OTHER_DIRECTION_WORDS = ("forward", "backward", "reverse", "reversed", "inverted", "inverse", "direction")
 #: torch.compile backend; "inductor" compiles for real but takes ~20 s per family on 2 CPU cores.
 COMPILE_BACKEND = os.environ.get("WARPKIT_CHECK_COMPILE_BACKEND", "aot_eager")
 
@@ -202,6 +217,99 @@ def check_identity(family):
     return error, GEOMETRY_TOLERANCE
 
 
+def check_identity_params(family):
+    """``from_params(identity_params(B))`` (and ``grid_from_params``) is the identity, in both frames: a spatial
+    transformer initialised there starts from the unwarped image."""
+    if not family.num_params:
+        raise Skip("family has no parameter vector (num_params is None)")
+    params = family.identity_params(2, dtype=torch.float64)
+    if tuple(params.shape) != (2, family.num_params) or params.dtype != torch.float64:
+        return math.inf, GEOMETRY_TOLERANCE, (
+            f"identity_params(2, dtype=float64): expected shape (2, {family.num_params}) float64, "
+            f"got {tuple(params.shape)} {params.dtype}"
+        )
+    points, centres = _points(2), _centres(2)
+    error = 0.0
+    for align_corners in (False, True):
+        t = family.from_params(params, SIZE, align_corners=align_corners)
+        closed = family.grid_from_params(params, SIZE, align_corners=align_corners).reshape(2, -1, 2)
+        error = max(
+            error,
+            _max(t.transform_points(points) - points),
+            _max(t.grid(SIZE).reshape(2, -1, 2) - centres),
+            _max(closed - centres),
+        )
+    return error, GEOMETRY_TOLERANCE, "both align_corners"
+
+
+def check_stn_direction(family):
+    """STN parameters describe the destination -> source map (what the grid reads), as documented.
+
+    The kit cannot know what each parameter means, but the two directions differ where one of them is linear
+    in the parameters and the other is not: theta acts linearly on ``affine_grid``'s grid and non-linearly on
+    its inverse. Parameters that act linearly on ``transform_points`` (source -> destination) but not on the
+    grid have the direction backwards. Where neither map is linear (projective, rigid) the check is skipped.
+    """
+    if not family.num_params:
+        raise Skip("family has no parameter vector (num_params is None)")
+    start = example_params(family, 1)
+    generator = torch.Generator().manual_seed(7)
+    step = torch.randn(start.shape, generator=generator, dtype=torch.float64) * PARAM_NOISE
+    points = _points(1)
+
+    def grid(params):
+        return family.grid_from_params(params, SIZE).reshape(1, -1, 2)
+
+    def forward(params):
+        return family.from_params(params, SIZE).transform_points(points)
+
+    bends = []
+    for function in (grid, forward):
+        a, b, c = (function(start + k * step) for k in range(3))
+        bends.append(_max(c - 2 * b + a))
+    on_grid, on_points = bends
+    detail = f"second difference along a parameter step: grid {on_grid:.1e} px, transform_points {on_points:.1e} px"
+    if on_grid <= LINEARITY_TOLERANCE:
+        return on_grid, LINEARITY_TOLERANCE, detail + " (linear on the grid: destination -> source)"
+    if on_points <= LINEARITY_TOLERANCE:
+        return on_grid, LINEARITY_TOLERANCE, (
+            detail + ": the parameters act linearly on source -> destination points, so they describe the "
+            "source -> destination map; STN parameters must describe destination -> source"
+        )
+    raise Skip(detail + ": neither map is linear in the parameters, so the kit cannot tell their direction")
+
+
+def check_direction(family):
+    """One word for direction: ``native`` (a :class:`~warpkit.Direction`) where a family stores its map one way
+    round; no method takes another direction keyword and no transform carries a bool direction flag."""
+    problems = []
+    for name in ["__init__", *(n for n in dir(family) if not n.startswith("_"))]:
+        method = inspect.getattr_static(family, name, None)
+        if isinstance(method, (classmethod, staticmethod)):
+            method = method.__func__
+        if not callable(method) or isinstance(method, type):
+            continue
+        try:
+            parameters = inspect.signature(method).parameters
+        except (TypeError, ValueError):
+            continue
+        problems += [f"{family.__name__}.{name} takes {word}=" for word in parameters if word in OTHER_DIRECTION_WORDS]
+    t = example(family, 1)
+    natives = []
+    for what, transform in (("example", t), ("example.inverse()", t.inverse())):
+        native = getattr(transform, "native", None)
+        if native is not None and not isinstance(native, Direction):
+            problems.append(f"{what}.native: expected a warpkit.Direction, got {native!r}")
+        natives.append(getattr(native, "value", "-"))
+        problems += [
+            f"{what}.{word} is a bool flag"
+            for word in OTHER_DIRECTION_WORDS
+            if isinstance(inspect.getattr_static(transform, word, None), bool)
+        ]
+    detail = "; ".join(problems) or f"native: {natives[0]} (inverse: {natives[1]})"
+    return float(len(problems)), 0.0, detail
+
+
 def check_points_vs_grid(family):
     """``transform_points(grid(size))`` gives back each destination pixel centre."""
     t = example(family, 2)
@@ -211,7 +319,11 @@ def check_points_vs_grid(family):
 
 
 def check_params_grid(family):
-    """``grid_from_params`` (what ``warpkit.nn`` reads) equals ``from_params(...).grid(...)``, both frames."""
+    """``grid_from_params`` (what ``warpkit.nn`` reads) equals ``from_params(...).grid(...)``, both frames.
+
+    Also at an output size other than the input's, unless ``from_params`` refuses that size with
+    :class:`ShapeError` (a family that keeps the image size); any other exception fails the check.
+    """
     params = example_params(family, 2)
     error, sizes = 0.0, [SIZE, (SIZE[0] - 5, SIZE[1] + 3)]
     for dst_size in sizes:
@@ -353,9 +465,10 @@ def check_dtype_device(family):
 def _to_device(family, t, dtype, device):
     if device == "cpu":
         return t
-    if family.num_params:
-        return family.from_params(example_params(family, 1, dtype).to(device), SIZE)
-    return family.identity(1, dtype=dtype, device=device)
+    moved = t.to(device=device)
+    if moved.device.type != device or moved.dtype != dtype:
+        raise WarpkitError(f"to(device={device!r}): expected {dtype} on {device}, got {moved.dtype} on {moved.device}")
+    return moved
 
 
 def check_empty(family):
@@ -451,6 +564,9 @@ def check_kornia(family):
 CHECKS: dict[str, Callable] = {
     "contract": check_contract,
     "identity": check_identity,
+    "identity_params": check_identity_params,
+    "stn_direction": check_stn_direction,
+    "direction": check_direction,
     "points_vs_grid": check_points_vs_grid,
     "params_grid": check_params_grid,
     "inverse": check_inverse,

@@ -41,6 +41,15 @@ class FamilyTests:
     def test_identity(self):
         self._check("identity")
 
+    def test_identity_params(self):
+        self._check("identity_params")
+
+    def test_stn_direction(self):
+        self._check("stn_direction")
+
+    def test_direction(self):
+        self._check("direction")
+
     def test_points_vs_grid(self):
         self._check("points_vs_grid")
 
