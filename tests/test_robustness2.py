@@ -106,3 +106,138 @@ def test_identity_params_checks_its_batch_size_on_every_family(name, batch_size)
         pytest.skip("no parameter vector")
     with pytest.raises(wk.ShapeError, match="batch_size: expected an int >= 0"):
         family.identity_params(batch_size)
+
+
+# --- items 6 and 7: plugin faults contained, plugins imported outside the registry lock ---------------
+
+
+@pytest.fixture
+def plugin_env(tmp_path, monkeypatch):
+    """Fake distributions in tmp_path: ``make(dist, {name: "module:Attr"}, {module: source})``."""
+    import textwrap
+
+    from warpkit import _registry
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("WARPKIT_DISABLE_PLUGINS", raising=False)
+
+    def make(dist, entry_points, modules):
+        info = tmp_path / f"{dist}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[warpkit.families]\n{lines}\n")
+        for module, source in modules.items():
+            (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+        return tmp_path
+
+    _registry._reset_plugins()
+    yield make
+    _registry._reset_plugins()
+
+
+@pytest.mark.parametrize("raise_", ["import sys; sys.exit(3)", "raise KeyboardInterrupt"])
+def test_plugin_that_exits_at_import_is_a_failed_record(plugin_env, raise_):
+    plugin_env("exiting-dist", {"exiting": "exiting_mod:Family"}, {"exiting_mod": raise_})
+    with pytest.warns(RuntimeWarning, match="exiting"):
+        names = wk.families()  # must not raise SystemExit / KeyboardInterrupt into the program
+    assert "exiting" not in names and "affine" in names
+    with pytest.raises(wk.PluginLoadError, match="plugin 'exiting' .* failed to load: (SystemExit: 3|KeyboardInterrupt)"):
+        wk.get_family("exiting")
+    report = wk.testing.check_family("exiting")
+    assert not report.passed and report.results[0].name == "load"
+
+
+def test_cli_families_and_check_report_an_exiting_plugin(plugin_env):
+    import os
+    import subprocess
+    import sys
+
+    root = plugin_env("exiting-dist", {"exiting": "exiting_mod:Family"}, {"exiting_mod": "import sys; sys.exit(3)"})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
+    for command in (["families"], ["check", "exiting"]):
+        done = subprocess.run([sys.executable, "-m", "warpkit", *command], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 1, (command, done.returncode, done.stdout, done.stderr)
+        assert "exiting" in done.stdout and "SystemExit" in done.stdout, done.stdout
+
+
+def test_staticmethod_estimate_does_not_crash_listing(plugin_env):
+    plugin_env("static-dist", {"static": "static_mod:Static"}, {"static_mod": """
+        import warpkit as wk
+
+        class Static(wk.Affine):
+            name = "static"
+
+            @staticmethod
+            def estimate(src, dst, weights=None):
+                return wk.Affine.estimate(src, dst, weights)
+    """})
+    assert wk.get_family("static").can_estimate()
+    from warpkit.cli._families import _capabilities
+
+    assert "estimate" in _capabilities(wk.get_family("static"))
+
+
+def test_wrong_shaped_points_from_a_family_name_it(plugin_env):
+    plugin_env("bad-dist", {"badshape": "bad_mod:BadShape"}, {"bad_mod": """
+        import warpkit as wk
+
+        class BadShape(wk.Affine):
+            name = "badshape"
+            has_matrix = False  # so that warp reads its grid
+
+            def map_points(self, points):
+                return super().map_points(points).reshape(-1, 2)  # drops the batch axis
+
+            def inverse(self):
+                return type(self)(super().inverse().matrix[:, :2])
+    """})
+    family = wk.get_family("badshape")
+    t = family(torch.eye(2, 3).expand(2, 2, 3))
+    with pytest.raises(wk.ShapeError, match=r"BadShape.map_points: expected points of shape \(B, 20, 2\) from family 'badshape'"):
+        t.grid((4, 5))
+    with pytest.raises(wk.ShapeError, match="from family 'badshape'"):
+        wk.warp(torch.rand(2, 1, 4, 5), t, interpolation="bicubic")
+    with pytest.raises(wk.ShapeError, match="from family 'badshape'"):
+        t.transform_points(torch.rand(2, 3, 2))
+
+
+DEADLOCK_PROBE = """
+import sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import warpkit as wk
+import gate
+started = threading.Thread(target=lambda: __import__("selfish_mod"), daemon=True)
+started.start()
+gate.started.wait(10)           # the plugin module is being imported by that thread (its import lock held)
+lister = threading.Thread(target=wk.families, daemon=True)
+lister.start()                  # the first wk.families(): will want the same module
+time.sleep(0.5)
+gate.go.set()                   # now the plugin calls wk.get_family at import
+started.join(20); lister.join(20)
+print("deadlock" if started.is_alive() or lister.is_alive() else "ok", sorted(wk.families()))
+"""
+
+
+def test_plugin_calling_get_family_at_import_while_another_thread_lists_does_not_deadlock(plugin_env, tmp_path):
+    import subprocess
+    import sys
+
+    root = plugin_env("selfish-dist", {"selfish": "selfish_mod:Selfish"}, {
+        "gate": "import threading\nstarted = threading.Event()\ngo = threading.Event()\n",
+        "selfish_mod": """
+            import gate
+            import warpkit as wk
+            gate.started.set()
+            gate.go.wait(10)
+            Affine = wk.get_family("affine")
+
+            class Selfish(Affine):
+                name = "selfish"
+        """,
+    })
+    probe = tmp_path / "probe.py"
+    probe.write_text(DEADLOCK_PROBE)
+    done = subprocess.run([sys.executable, str(probe), str(root)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok") and "selfish" in done.stdout, done.stdout + done.stderr

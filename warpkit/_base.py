@@ -121,7 +121,8 @@ class Transform:
     # --- what every family gets --------------------------------------------------------------
     @classmethod
     def can_estimate(cls) -> bool:
-        return cls.estimate.__func__ is not Transform.estimate.__func__
+        # getattr: a plugin's estimate may be a staticmethod (a plain function here), which has no __func__
+        return getattr(cls.estimate, "__func__", cls.estimate) is not Transform.estimate.__func__
 
     def transform_points(self, points) -> torch.Tensor:
         """Map source points to destination.
@@ -139,7 +140,7 @@ class Transform:
         batch = broadcast_batch(self.batch_size, batched.shape[0], "transform and points")
         if batched.shape[0] != batch and self.batch_size != 1:
             batched = batched.expand(batch, -1, -1)
-        out = self.map_points(batched.to(torch.promote_types(tensor.dtype, self.dtype)))
+        out = _checked_points(self, self.map_points(batched.to(torch.promote_types(tensor.dtype, self.dtype))), batched)
         return out[0] if unbatched and out.shape[0] == 1 else out
 
     def grid(self, size) -> torch.Tensor:
@@ -147,7 +148,8 @@ class Transform:
         height, width = check_size(size)
         check_output_size(self.batch_size, 2, (height, width), "size")
         centres = pixel_grid((height, width), self.dtype, self.device).reshape(1, height * width, 2)
-        source = self.inverse().map_points(centres)
+        inverse = self.inverse()
+        source = _checked_points(inverse, inverse.map_points(centres), centres)
         return source.reshape(source.shape[0], height, width, 2).expand(self.batch_size, -1, -1, -1)
 
     def then(self, other: Transform) -> Transform:
@@ -265,6 +267,20 @@ def _batch_selector(index: object, batch_size: int) -> slice | torch.Tensor:
             raise IndexError(f"index: expected entries in [-{batch_size}, {batch_size}), got {selector.tolist()}")
         return selector % max(batch_size, 1)
     raise ShapeError(f"index: expected an int, slice, list of ints or tensor, got {type(index).__name__}")
+
+
+def _checked_points(transform: Transform, out: object, points: torch.Tensor) -> torch.Tensor:
+    """``out`` of ``transform.map_points(points)`` if it is ``(B', N, 2)``; else a ShapeError naming the family
+    (a plugin's bug must not surface as a bare reshape error far from its cause)."""
+    n = points.shape[1]
+    ok = isinstance(out, torch.Tensor) and out.ndim == 3 and out.shape[1:] == (n, 2)
+    if not ok or out.shape[0] not in (1, points.shape[0], transform.batch_size):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ShapeError(
+            f"{type(transform).__name__}.map_points: expected points of shape (B, {n}, 2) from family "
+            f"{transform.name or type(transform).__name__!r}, got {got}"
+        )
+    return out
 
 
 class Composed(Transform):

@@ -118,9 +118,9 @@ def families() -> types.MappingProxyType:
     """
     with _lock:
         _discover()
-        for record in list(_records.values()):
-            if record.status == "not loaded":
-                _load(record)
+        pending = [r for r in _records.values() if r.status == "not loaded"]
+    _load_all(pending)
+    with _lock:
         return types.MappingProxyType({n: r.family for n, r in _records.items() if r.status == "loaded"})
 
 
@@ -137,10 +137,15 @@ def get_family(name: str) -> type[Transform]:
         if record is None:
             valid = ", ".join(sorted(n for n, r in _records.items() if r.status != "failed"))
             raise UnknownFamilyError(f"name: expected one of {valid}, got {name!r}")
-        if record.status == "not loaded":
-            _load(record)
+    _load_all([record])
+    with _lock:
         if record.status == "failed":
             raise record.error from record.error.__cause__
+        if record.status != "loaded":  # its own import asked for it: the class does not exist yet
+            raise PluginLoadError(
+                f"name: expected a family that has finished importing, got {name!r}, whose plugin "
+                f"({record.target}) asked for itself while being imported"
+            )
         return record.family
 
 
@@ -151,10 +156,9 @@ def family_records(load: bool = False) -> list[FamilyRecord]:
     """
     with _lock:
         _discover()
-        if load:
-            for record in list(_records.values()):
-                if record.status == "not loaded":
-                    _load(record)
+        pending = [r for r in _records.values() if r.status == "not loaded"] if load else []
+    _load_all(pending)
+    with _lock:
         return [dataclasses.replace(r) for r in [*_records.values(), *_refused]]
 
 
@@ -207,22 +211,64 @@ def _plugin_entry_points() -> list[tuple[importlib.metadata.EntryPoint, str, str
     return found
 
 
+# name -> (thread importing that plugin, event set when it is done). Plugins are imported outside
+# ``_lock``: a plugin whose import calls ``get_family`` while another thread holds the lock (or holds the
+# plugin module's import lock and waits for ours) would otherwise deadlock both threads.
+_loading: dict[str, tuple[int, threading.Event]] = {}
+
+
+def _load_all(records: list[FamilyRecord]) -> None:
+    """Import the plugins of ``records`` that are not loaded yet, each once, without holding ``_lock``.
+
+    A record another thread is importing is waited for; one this thread is importing (a plugin that asks
+    for itself at import) is left as it is.
+    """
+    me = threading.get_ident()
+    for record in records:
+        while True:
+            with _lock:
+                if record.status != "not loaded":
+                    break
+                owner = _loading.get(record.name)
+                if owner is None:
+                    done = threading.Event()
+                    _loading[record.name] = (me, done)
+                elif owner[0] == me:
+                    break
+            if owner is not None:
+                owner[1].wait()
+                continue
+            try:
+                _load(record)
+            finally:
+                with _lock:
+                    del _loading[record.name]
+                done.set()
+            break
+
+
 def _load(record: FamilyRecord) -> None:
-    """Import a plugin's family; on failure record a chained :class:`PluginLoadError` and warn once."""
+    """Import a plugin's family; on failure record a chained :class:`PluginLoadError` and warn once.
+
+    Whatever the import raises is contained, ``SystemExit`` and ``KeyboardInterrupt`` included: a plugin
+    calling ``sys.exit`` at import must not end the user's program or ``warpkit families``.
+    """
     try:
         family = record.entry_point.load()
         if not (isinstance(family, type) and issubclass(family, Transform)):
             raise TypeError(f"entry point {record.target} is {family!r}, not a warpkit.Transform subclass")
-    except Exception as exc:
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
         error = PluginLoadError(
             f"plugin {record.name!r} from {record.owner} ({record.target}) failed to load: "
             f"{type(exc).__name__}: {exc}"
         )
         error.__cause__ = exc
-        record.status, record.error = "failed", error
+        with _lock:
+            record.status, record.error = "failed", error
         warnings.warn(str(error), RuntimeWarning, stacklevel=4)
         return
-    record.status, record.family = "loaded", family
+    with _lock:
+        record.status, record.family = "loaded", family
 
 
 def _reset_plugins() -> None:
