@@ -108,7 +108,7 @@ def test_warp_matches_kornia(image, interpolation, padding, align_corners):
 
 
 def theta_reference(m: np.ndarray, src_size, dst_size, align_corners) -> np.ndarray:
-    """``(2, 3)`` theta from the formula in CROSS-LIBRARY.md, in numpy."""
+    """``(2, 3)`` theta = N_src A N_dst^-1 (A = M^-1; N maps pixels to [-1, 1] for the align_corners), in numpy."""
 
     def norm(size):
         h, w = size

@@ -153,3 +153,36 @@ def test_the_pytest_plugin_still_serves_its_fixture(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout + result.stderr
+
+
+def test_readme_layout_names_only_files_that_exist():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    paths = [p for p in re.findall(r"`([\w./-]+)`", layout) if "/" in p or p.endswith(".py")]
+    assert len(paths) >= 8, paths
+    for path in paths:
+        candidates = [ROOT / path, ROOT / "warpkit" / path]
+        assert any(c.exists() for c in candidates), f"README's Layout names {path!r}, which does not exist"
+
+
+def test_docs_link_only_to_files_that_exist():
+    import re
+
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)\)", doc.read_text()):
+            if "://" in target:
+                continue
+            assert (doc.parent / target).exists(), f"{doc.name} links to {target}, which does not exist"
+
+
+def test_no_internal_tracker_language_or_missing_references():
+    import re
+
+    texts = {p: p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    texts.update({p: p.read_text() for p in sorted((ROOT / "warpkit").rglob("*.py"))})
+    for path, text in texts.items():
+        assert not re.search(r"\b[Ii]ssue \d+\b|\b[Ii]ssue's\b", text), f"{path}: internal tracker language"
+        if "CROSS-LIBRARY.md" in text:
+            assert (ROOT / "CROSS-LIBRARY.md").exists() or (ROOT / "docs" / "CROSS-LIBRARY.md").exists(), path

@@ -29,7 +29,7 @@ def cv2_options(interpolation="bilinear", padding="zeros", fill=0.0, channels: i
     """``flags``, ``borderMode`` and ``borderValue`` for warpkit's modes.
 
     ``fill`` is a number or one value per channel; ``borderValue`` is always a full 4-tuple, since a bare
-    float fills channel 0 only (CROSS-LIBRARY.md).
+    float fills channel 0 only (OpenCV turns a bare float into (v, 0, 0, 0)).
     """
     import cv2
 

@@ -1,6 +1,6 @@
 """`warpkit bench`: warpkit's sampler against torch, kornia and OpenCV (also ``python benchmarks/bench.py``).
 
-Measures, in one run, float32 forward and forward+backward medians for the affine cases of issue 5 and a
+Measures, in one run, float32 forward and forward+backward medians for the affine cases of the speed targets and a
 thin-plate-spline grid, a plain copy of the output as the floor, peak memory, the largest difference
 between the fast and the reference backend, and the first-call latency (numba compile, cold and cached).
 Prints markdown tables of times and ratios and writes a PNG plot.
@@ -22,7 +22,7 @@ import time
 
 __all__ = ["add_arguments", "run", "main"]
 
-# (label, kind, N, C, H, W): the issue's cases, then a generic grid through the gather kernel
+# (label, kind, N, C, H, W): the speed targets' cases, then a generic grid through the gather kernel
 CASES = [
     ("64x3x64x64", "affine", 64, 3, 64, 64),
     ("8x64x56x56", "affine", 8, 64, 56, 56),

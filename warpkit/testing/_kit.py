@@ -2,7 +2,7 @@
 
 Each check builds transforms of the family the same way (see :func:`example`), measures one error and
 compares it with a stated tolerance. Geometry checks run in float64 with tolerances in pixels; image
-checks compare float32 warps with OpenCV and Kornia (CROSS-LIBRARY.md: they agree to about 3e-5).
+checks compare float32 warps with OpenCV and Kornia (measured, they agree to about 3e-5).
 A check that does not apply (no matrix form, no estimator, cv2 not installed...) is skipped with a reason.
 
 Rules a family must know (docs/plugins.md lists every method the kit calls):
