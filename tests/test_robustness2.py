@@ -241,3 +241,33 @@ def test_plugin_calling_get_family_at_import_while_another_thread_lists_does_not
     done = subprocess.run([sys.executable, str(probe), str(root)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok") and "selfish" in done.stdout, done.stdout + done.stderr
+
+
+# --- item 4: every grid-allocating path checks the size first ------------------------------------------
+
+
+HUGE = (100_000, 100_000)
+
+
+@pytest.mark.parametrize("name", ["affine", "projective", "tps"])
+def test_grid_from_params_checks_the_size_before_allocating(name):
+    family = wk.get_family(name)
+    with pytest.raises(wk.SizeLimitError, match="dst_size: expected an output of at most"):
+        family.grid_from_params(family.identity_params(1), (8, 8), HUGE)
+
+
+def test_nn_modules_check_the_size_before_allocating():
+    with pytest.raises(wk.SizeLimitError, match="output_size: expected an output of at most"):
+        wk.nn.Warp("affine", HUGE)(torch.rand(1, 1, 8, 8), wk.Affine.identity_params(1))
+    with pytest.raises(wk.SizeLimitError, match="output_size: expected an output of at most"):
+        wk.nn.Warp("tps", HUGE)(torch.rand(1, 1, 8, 8), wk.ThinPlateSpline.identity_params(1))
+    with pytest.raises(wk.SizeLimitError, match="input_size: expected an output of at most"):
+        wk.nn.SpatialTransformer(1, HUGE)
+    with pytest.raises(wk.SizeLimitError, match="output_size: expected an output of at most"):
+        wk.nn.SpatialTransformer(1, (28, 28), output_size=HUGE)
+
+
+def test_tps_grid_checks_the_size_before_allocating():
+    tps = wk.ThinPlateSpline.fit(torch.rand(5, 2) * 10, torch.rand(5, 2) * 10)
+    with pytest.raises(wk.SizeLimitError, match="size: expected an output of at most"):
+        tps.grid(HUGE)

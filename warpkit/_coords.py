@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import check_output_size
 from ._errors import ShapeError, SingularMatrixError
 
 __all__ = [
@@ -129,6 +130,7 @@ def theta_grid(theta: torch.Tensor, src_size, dst_size, align_corners: bool) -> 
     destination -> source ``theta``, as ``F.affine_grid`` (plus the projective division). Matmuls only: no
     inverse or data-dependent branch, so it traces, compiles and exports.
     """
+    check_output_size(theta.shape[0], 2, dst_size, "dst_size")  # before anything output-sized exists
     to_src = normalization_matrix(src_size, align_corners, theta.dtype, theta.device, "src_size", inverse=True)
     n_dst = normalization_matrix(dst_size, align_corners, theta.dtype, theta.device, "dst_size")
     points = pixel_grid(dst_size, theta.dtype, theta.device).reshape(1, -1, 2)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ._base import Transform
-from ._checks import check_size
+from ._checks import check_output_size, check_size
 from ._errors import ShapeError, WarpkitError
 from ._modes import Interpolation, Padding, parse_mode
 from ._registry import get_family
@@ -126,6 +126,10 @@ class SpatialTransformer(nn.Module):
             raise WarpkitError(f"{name}: in_channels: expected a positive int, got {in_channels!r}")
         self.in_channels = in_channels
         self.input_size = check_size(input_size, "input_size")
+        # The probe run below allocates (2, C, H, W) and the default head is sized by H * W: check first.
+        check_output_size(2, in_channels, self.input_size, "input_size")
+        if output_size is not None:
+            check_output_size(1, in_channels, check_size(output_size, "output_size"), "output_size")
         self.warp = Warp(family, output_size, align_corners=align_corners, interpolation=interpolation, padding=padding)
         if localization is None:
             localization = default_localization(in_channels, self.input_size)
