@@ -98,8 +98,6 @@ def _native_declines(call: Call) -> str | None:
         return "the compiled CPU kernels are not installed"
     if call.image.device.type != "cpu" or call.coords.device.type != "cpu":
         return "the compiled kernels run on the CPU only"
-    if call.image.dtype not in (torch.float32, torch.float64):
-        return f"the compiled kernels take float32 and float64, not {call.image.dtype}"
     if call.fill is not None and call.fill.requires_grad:
         return "the compiled kernels give no gradient for fill"
     if torch.compiler.is_compiling():
@@ -113,11 +111,12 @@ def _native_declines(call: Call) -> str | None:
 
 def _run_native(call: Call) -> torch.Tensor:
     native = _native_module()
-    work = call.image.dtype
-    return native.sample(
-        call.image, call.coords.to(work), call.mode, call.pad, _fill_or_zeros(call).detach(),
+    work = torch.promote_types(call.image.dtype, torch.float32)  # float16/bfloat16 computed in float32
+    out = native.sample(
+        call.image.to(work), call.coords.to(work), call.mode, call.pad, _fill_or_zeros(call).detach().to(work),
         use_matrix=call.use_matrix, size=call.size,
     )
+    return out.to(call.image.dtype)
 
 
 _NATIVE: list = []  # [module or None], filled on first use
@@ -155,7 +154,8 @@ def _is_functorch_wrapped(tensor: torch.Tensor) -> bool:
 _BACKENDS = {
     b.name: b
     for b in (
-        _Backend("native", "compiled C++ CPU kernels: float32/float64, deterministic backward", _native_declines,
+        _Backend("native", "compiled C++ CPU kernels (float16/bfloat16 computed in float32), deterministic backward",
+                 _native_declines,
                  _run_native),
         _Backend("torch", "torch's grid_sample with exact emulation of every mode: any device and dtype",
                  _torch_declines, _run_torch),

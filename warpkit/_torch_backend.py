@@ -74,14 +74,18 @@ def torch_sample(
         # ones read the same everywhere (and autograd sums their gradients back into the one).
         img = img.expand(-1, -1, max(height, 2), max(width, 2))
         height, width = img.shape[-2:]
-    fast = use_matrix and affine and pad in _FAR_IS_FLAT and mode is not Interpolation.NEAREST
-    if fast:
-        # One fused op, like F.affine_grid itself: the normalised source points of every destination pixel.
+    grid = finite = None
+    exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()  # ONNX opset 17 has no nan_to_num
+    if use_matrix and affine and mode is not Interpolation.NEAREST and pad is not Padding.WRAP and not exporting:
+        # F.affine_grid's one fused op gives the normalised points directly, when no folding is needed.
         theta = _to_normalised(coords, (height, width), (out_h, out_w), align)
-        grid = F.affine_grid(theta[:, :2], [theta.shape[0], 1, out_h, out_w], align_corners=align)
-        grid = _keep_far_points_out(grid, height, width)
-        finite = None
-    else:
+        reach = _affine_reach(theta) if _host_checks_allowed(theta) else None
+        moderate = reach is not None and reach <= (_FAR if pad in _FAR_IS_FLAT else _NEAR)
+        if moderate or pad in _FAR_IS_FLAT:
+            grid = F.affine_grid(theta[:, :2], [theta.shape[0], 1, out_h, out_w], align_corners=align)
+            if not moderate:
+                grid = _keep_far_points_out(grid, height, width)
+    if grid is None:
         pixels = matrix_grid(coords, size, affine) if use_matrix else coords
         img, grid, finite = _pixel_frame(img, pixels, mode, pad, align)
 
@@ -94,6 +98,18 @@ def torch_sample(
     if image.ndim == 4 and not image.is_contiguous() and image.is_contiguous(memory_format=torch.channels_last):
         return out.contiguous(memory_format=torch.channels_last)
     return out.contiguous()
+
+
+# Normalised points up to _FAR need no clamping (their pixel indices are far from overflow); reflections read
+# a point beyond _NEAR only after folding it in pixels, where the subtraction is exact.
+_FAR, _NEAR = 1e4, 3.0
+
+
+def _affine_reach(theta: torch.Tensor) -> float | None:
+    """The largest ``|coordinate|`` an affine ``theta`` gives inside the ``[-1, 1]`` frame (at a corner), or None
+    when ``theta`` is not finite."""
+    reach = theta[:, :2].abs().sum(-1).max()
+    return float(reach) if bool(torch.isfinite(reach)) else None
 
 
 def _host_checks_allowed(tensor: torch.Tensor) -> bool:
@@ -126,23 +142,30 @@ def _pixel_frame(img, pixels, mode, pad, align):
     is known to be finite).
     """
     height, width = img.shape[-2:]
+    folds = pad in (Padding.REFLECT, Padding.REFLECT101, Padding.WRAP)
+    clean = moderate = False
+    if _host_checks_allowed(pixels):  # free on the CPU; elsewhere it would stall the stream or fix a branch
+        low, high = (float(v) for v in torch.aminmax(pixels))  # NaN propagates into both
+        clean = -COORD_LIMIT <= low and high <= COORD_LIMIT
+        moderate = clean and -_NEAR * max(height, width) <= low and high <= _NEAR * max(height, width)
     finite = None
-    if not (_host_checks_allowed(pixels) and bool(torch.isfinite(pixels).all())):
-        # The check is free on the CPU; on an accelerator it would stall the stream, and under tracing or
-        # torch.compile it would fix a branch: there, mask always.
+    if not clean:
         finite = torch.isfinite(pixels).all(-1)
         pixels = torch.where(finite.unsqueeze(-1), pixels, torch.full_like(pixels, -COORD_LIMIT))
-    pixels = pixels.clamp(-COORD_LIMIT, COORD_LIMIT)
+        pixels = pixels.clamp(-COORD_LIMIT, COORD_LIMIT)
     if mode is Interpolation.NEAREST:
         pixels = torch.round(pixels)  # half to even, in pixels: the normalised round trip cannot move a tie
+    if pad is Padding.WRAP or (folds and not moderate):
+        # Whole periods move every tap by whole periods, so each border rule reads the same pixels; remainder
+        # is fmod (exact) plus at most one addition.
+        periods = _constant(("periods", pad, height, width, pixels.dtype, pixels.device),
+                            lambda: pixels.new_tensor([_period(pad, width), _period(pad, height)]))
+        pixels = torch.remainder(pixels, periods)
     lo = hi = 0
-    if pad in (Padding.REFLECT, Padding.REFLECT101, Padding.WRAP):
-        pixels = _fold(pixels, _period(pad, width), _period(pad, height))
     if pad is Padding.WRAP:
         lo, hi = _REACH[mode]
         img = _wrap_pad(img, lo, hi)
-    padded_h, padded_w = height + lo + hi, width + lo + hi
-    grid = _normalise(pixels, padded_h, padded_w, lo, align)
+    grid = _normalise(pixels, height + lo + hi, width + lo + hi, lo, align)
     return img, grid, finite
 
 
@@ -150,25 +173,13 @@ def _period(pad: Padding, n: int) -> int:
     return {Padding.REFLECT: 2 * n, Padding.REFLECT101: 2 * n - 2, Padding.WRAP: n}[pad]
 
 
-def _fold(pixels: torch.Tensor, period_x: int, period_y: int) -> torch.Tensor:
-    """Shift ``(..., 2)`` points by whole periods into ``[0, period)``: the taps move by whole periods, so
-    every border rule reads the same pixels, and the subtraction is exact in floating point."""
-    x, y = pixels[..., 0], pixels[..., 1]
-    return torch.stack([_fold_axis(x, period_x), _fold_axis(y, period_y)], dim=-1)
-
-
-def _fold_axis(v: torch.Tensor, period: int) -> torch.Tensor:
-    folded = v - period * torch.floor(v / period)
-    # v / period can round across an integer: put the few points that land on the wrong side back.
-    folded = torch.where(folded < 0, folded + period, folded)
-    return torch.where(folded >= period, folded - period, folded)
-
-
 def _wrap_pad(img: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
     """``img`` with ``lo`` / ``hi`` rows and columns of its periodic continuation on each side."""
     if lo == hi == 0:
         return img
     height, width = img.shape[-2:]
+    if lo <= min(height, width) and hi <= min(height, width):
+        return F.pad(img, (lo, hi, lo, hi), mode="circular")
     rows = torch.arange(-lo, height + hi, device=img.device).remainder_(height)
     cols = torch.arange(-lo, width + hi, device=img.device).remainder_(width)
     return img.index_select(2, rows).index_select(3, cols)

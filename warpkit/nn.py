@@ -17,10 +17,12 @@ import torch
 from torch import nn
 
 from ._base import Transform
+from ._coords import normalization_matrix
 from ._checks import check_output_size, check_size
 from ._errors import ShapeError, WarpkitError
 from ._modes import Interpolation, Padding, parse_mode
 from ._registry import get_family
+from ._dispatch import Call, resample
 from ._sampler import sample
 
 __all__ = ["SpatialTransformer", "Warp"]
@@ -65,8 +67,16 @@ class Warp(nn.Module):
             got = tuple(params.shape) if isinstance(params, torch.Tensor) else type(params).__name__
             raise ShapeError(f"{name}: params: expected shape ({image.shape[0]}, {self.family.num_params}), got {got}")
         # Plain ints: a traced or exported model has a fixed input size (sizes would become tensors).
+        input_size = (int(image.shape[-2]), int(image.shape[-1]))
+        dst_size = self.output_size or input_size
+        check_output_size(image.shape[0], image.shape[1], dst_size, "output_size")
         try:
-            grid = self.grid(params, (int(image.shape[-2]), int(image.shape[-1])))
+            matrix = params_matrix(self.family, params, input_size, dst_size, self.align_corners)
+            if matrix is not None:  # the sampler computes the points from the matrix: no grid built here
+                call = Call(image, matrix[0].to(image.dtype), True, matrix[1], dst_size, self.interpolation,
+                            self.padding, None, True)
+                return resample(call)
+            grid = self.grid(params, input_size)
         except ShapeError as exc:  # the family names the argument; add the module once
             raise ShapeError(f"{name}: {exc}") from None
         return sample(image, grid.to(image.dtype), interpolation=self.interpolation, padding=self.padding)
@@ -181,6 +191,23 @@ def default_localization(in_channels: int, input_size: tuple[int, int]) -> nn.Se
         nn.Linear(16 * (height // 4) * (width // 4), 32),
         nn.ReLU(),
     )
+
+
+def params_matrix(family, params, src_size, dst_size, align_corners) -> tuple[torch.Tensor, bool] | None:
+    """The ``(B, 3, 3)`` destination -> source pixel matrix of a matrix family's STN ``params`` in closed form
+    (``N_src^-1 theta N_dst``: no inverse), and whether it is affine; None for other families (and for
+    subclasses with parameters of their own)."""
+    from .families import affine, projective
+
+    for owner, to_theta, is_affine in ((affine.Affine, affine._theta, True), (projective.Projective, projective._theta, False)):
+        if isinstance(family, type) and issubclass(family, owner):
+            if family.from_params.__func__ is not owner.from_params.__func__:
+                return None
+            theta = to_theta(params)
+            to_pixels = normalization_matrix(src_size, align_corners, theta.dtype, theta.device, "src_size", inverse=True)
+            to_norm = normalization_matrix(dst_size, align_corners, theta.dtype, theta.device, "dst_size")
+            return to_pixels @ theta @ to_norm, is_affine
+    return None
 
 
 def _stn_family(family: object, owner: str) -> type[Transform]:
