@@ -56,10 +56,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-            module.add_arguments(command_parser)
-            command_parser.set_defaults(_run=module.run)
+            # a light `<module>_args` module, where there is one, defines the options of a heavy command
+            arguments = _import(f"{module_name}_args") or _import(module_name)
+            arguments.add_arguments(command_parser)
+            command_parser.set_defaults(_run=lambda options, m=module_name: _import(m).run(options))
     return parser
+
+
+def _import(module_name: str):
+    """``warpkit.cli.<module_name>``, or None when there is no such module."""
+    try:
+        return importlib.import_module(f"{__name__}.{module_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{module_name}":
+            raise
+        return None
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
