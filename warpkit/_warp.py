@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._base import Transform
 from ._checks import broadcast_batch, check_floating, check_output_size, check_size, check_same_device
 from ._dispatch import Call, resample
-from ._errors import ShapeError, WarpkitError
+from ._errors import ShapeError, SingularMatrixError, WarpkitError
 from ._modes import Interpolation, Padding, parse_mode
 from ._sampler import parse_fill
 
@@ -65,13 +67,62 @@ def _coordinates(image, transform, size, mode, pad, fill, finite) -> Call:
     """The call for ``transform``: its destination -> source matrix when it has one (no grid built here;
     the backend computes the points), else its grid."""
     if transform.has_matrix:
-        inverse = transform.inverse()
-        if getattr(inverse, "has_matrix", False):
-            matrix = inverse.matrix
-            check_same_device(("image", image), ("transform", matrix))
-            from .families.affine import Affine
+        from .families.affine import Affine
 
-            return Call(image, matrix, True, isinstance(inverse, Affine), size, mode, pad, fill, finite)
+        if type(transform) is Affine:
+            matrix, affine = _affine_inverse(transform.matrix), True
+        else:
+            inverse = transform.inverse()
+            if not getattr(inverse, "has_matrix", False):
+                return _grid_call(image, transform, size, mode, pad, fill, finite)
+            matrix, affine = inverse.matrix, isinstance(inverse, Affine)
+        check_same_device(("image", image), ("transform", matrix))
+        return Call(image, matrix, True, affine, size, mode, pad, fill, finite)
+    return _grid_call(image, transform, size, mode, pad, fill, finite)
+
+
+def _grid_call(image, transform, size, mode, pad, fill, finite) -> Call:
     grid = transform.grid(size)
     check_same_device(("image", image), ("transform", grid))
     return Call(image, grid, False, False, size, mode, pad, fill, finite)
+
+
+def _affine_inverse(matrix: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, 3)`` inverse of affine ``(B, 3, 3)`` matrices in closed form (a 2x2 inverse and a shift).
+
+    ``Affine.inverse()`` gives the same within rounding, but its general ``n x n`` conditioning test and
+    inverse cost most of a small warp's time. The test here is the 2x2 case of the same rule: the smaller
+    singular value of the linear part against the larger (``s_min s_max = |det|``, ``s_max^2 <= |A|_F^2``),
+    so a large translation never counts against a matrix.
+    """
+    if matrix.device.type == "cpu" and not matrix.requires_grad and matrix.shape[0] <= 4:
+        return _affine_inverse_on_host(matrix)  # a few Python floats: cheaper than a dozen tiny tensor ops
+    linear = matrix[:, :2, :2]
+    a, b, d, e = linear[:, 0, 0], linear[:, 0, 1], linear[:, 1, 0], linear[:, 1, 1]
+    det = a * e - b * d
+    scale = linear.square().sum((-2, -1))
+    bad = ~(det.abs() > 1e-12 * scale) | ~torch.isfinite(matrix).flatten(1).all(1)
+    if bad.any():
+        _singular(matrix, int(bad.nonzero()[0, 0]))
+    inv_linear = torch.stack([torch.stack([e, -b], -1), torch.stack([-d, a], -1)], -2) * (1.0 / det)[:, None, None]
+    shift = -inv_linear[..., :1] * matrix[:, None, :1, 2] - inv_linear[..., 1:] * matrix[:, None, 1:2, 2]
+    return torch.cat([torch.cat([inv_linear, shift], -1), matrix[:, 2:]], -2)
+
+
+def _affine_inverse_on_host(matrix: torch.Tensor) -> torch.Tensor:
+    rows = []
+    for index, ((a, b, c), (d, e, f), _) in enumerate(matrix.tolist()):
+        det = a * e - b * d
+        if not (abs(det) > 1e-12 * (a * a + b * b + d * d + e * e)) or not math.isfinite(det + c + f):
+            _singular(matrix, index)
+        r = 1.0 / det  # the order of cv2.invertAffineTransform, so that exact .5 ties fall as OpenCV's do
+        ia, ib, id_, ie = e * r, -b * r, -d * r, a * r
+        rows.append([[ia, ib, -ia * c - ib * f], [id_, ie, -id_ * c - ie * f], [0.0, 0.0, 1.0]])
+    return torch.tensor(rows, dtype=matrix.dtype)
+
+
+def _singular(matrix: torch.Tensor, index: int) -> None:
+    raise SingularMatrixError(
+        f"matrix: expected an invertible matrix, got a singular one at batch index {index}: "
+        f"{matrix[index, :2].detach().cpu().tolist()}"
+    )
