@@ -39,6 +39,8 @@ QUICK_CASES = [
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small cases and short timings (a smoke run)")
+    parser.add_argument("--device", default=None, help="cpu or cuda: time the torch backend against torch's "
+                        "affine_grid + grid_sample on that device instead (CUDA: after the backend tests)")
     parser.add_argument("--threads", type=int, default=2, help="torch, numba and OpenCV threads (default 2)")
     parser.add_argument("--out", metavar="PNG", default=None, help="also write a plot of the ratios to this PNG file")
     parser.add_argument("--plot", dest="out", help=argparse.SUPPRESS)  # the old name of --out
@@ -55,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.device is not None:
+        from ._bench_backends import main as bench_backends
+
+        return bench_backends(["--device", args.device, "--rounds", "2" if args.quick else "3"])
     import cv2
     import numba
     import torch
