@@ -220,59 +220,6 @@ def test_bad_constructor_arguments(kwargs, error, message):
         wk.nn.SpatialTransformer(**arguments)
 
 
-# --- the STN demo ----------------------------------------------------------------------------------------
-def test_demo_digits_sit_in_a_centred_box_like_mnist():
-    from warpkit.demo.stn import load_digits
-
-    images, labels = load_digits(limit=50)
-    assert images.shape == (50, 1, 16, 16) and labels.shape == (50,)
-    # a 12x12 box (plus the half pixel that bilinear interpolation reaches beyond it): a 1 px empty margin
-    border = torch.ones(16, 16, dtype=torch.bool)
-    border[1:-1, 1:-1] = False
-    assert images[..., border].abs().max() == 0 and images[..., 2:-2, 2:-2].amax((1, 2, 3)).min() > 0.5
-    assert 0 <= images.min() and images.max() <= 1
-
-
-@pytest.mark.parametrize("kind, size", [("R", 16), ("RTS", 24), ("P", 16), ("E", 16)])
-def test_demo_distortions_are_seeded_and_keep_the_ink(kind, size):
-    from warpkit.demo.stn import distort, load_digits
-
-    images, _ = load_digits(limit=20)
-    first = distort(images, kind, torch.Generator().manual_seed(7))
-    again = distort(images, kind, torch.Generator().manual_seed(7))
-    other = distort(images, kind, torch.Generator().manual_seed(8))
-    assert first.shape == (20, 1, size, size) and torch.equal(first, again) and not torch.equal(first, other)
-    ink = first.sum((1, 2, 3)) / images.sum((1, 2, 3))  # deformed (P shrinks some a lot), never wiped out
-    assert ink.min() > 0.05 and ink.max() < 2.0
-
-
-def test_demo_cli_quick_prints_the_table_and_writes_the_figure(tmp_path, capsys):
-    from warpkit.cli import main
-
-    figure = tmp_path / "stn.png"
-    assert main(["demo", "stn", "--quick", "--out", str(figure), "--no-progress"]) == 0
-    printed = capsys.readouterr().out
-    assert "| distortion | CNN | ST-CNN affine | ST-CNN projective | ST-CNN tps |" in printed
-    rows = [line for line in printed.splitlines() if line.startswith(("| R ", "| RTS ", "| P ", "| E "))]
-    assert len(rows) == 4
-    errors = [float(cell) for row in rows for cell in row.strip("| ").split(" | ")[1:]]
-    assert len(errors) == 16 and all(0 <= e <= 100 for e in errors)
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_demo_reads_mnist_idx_files(tmp_path):
-    from warpkit.demo.stn import load_digits
-
-    pixels = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
-    header = b"\x00\x00\x08"  # IDX: unsigned bytes, then the rank and big-endian dimensions
-    images_file = tmp_path / "t10k-images-idx3-ubyte"
-    images_file.write_bytes(header + b"\x03" + np.array([3, 28, 28], ">u4").tobytes() + pixels.tobytes())
-    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(header + b"\x01" + np.array([3], ">u4").tobytes() + bytes([7, 0, 9]))
-    images, labels = load_digits(images_file)
-    assert torch.equal(images[:, 0], torch.from_numpy(pixels).float() / 255)
-    assert labels.tolist() == [7, 0, 9]
-
-
 def test_spatial_transformer_with_a_plugin_family_matches_affine_grid():
     # a plugin family through the module: attention's parameters are the STN paper's theta (s, tx, ty)
     if "attention" not in wk.families():

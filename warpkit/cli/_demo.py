@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "stn",
         help="CNN vs ST-CNNs on distorted MNIST (Jaderberg et al. 2015, Table 1)",
         description="CNN vs ST-CNNs (affine, projective, TPS) on R, RTS, P, E and TC distorted digits, with the "
-        "paper's Table 1 beside. Default: 1 seed, 10 epochs (under 10 min on 2 idle cores); --full: 3 seeds, 16 epochs.",
+        "paper's Table 1 beside. Default: 1 seed, 10 epochs (under 10 min on 2 idle cores); --full: 3 seeds, 12 epochs.",
     )
     stn.add_argument(
         "--data", default="mnist", metavar="mnist|digits|FILE",
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "FILE: an MNIST images IDX file",
     )  # fmt: skip
     preset = stn.add_mutually_exclusive_group()
-    preset.add_argument("--full", action="store_true", help="3 seeds, 16 epochs: the README table (about 30 min on 2 idle cores)")
+    preset.add_argument("--full", action="store_true", help="3 seeds, 12 epochs: the README table")
     preset.add_argument("--quick", action="store_true", help="1 epoch on 200 digits: a smoke test, numbers mean nothing")
     stn.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds per model and distortion")
     stn.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs per model")

@@ -26,7 +26,7 @@ __all__ = ["PRESETS", "StnDemoResult", "run_stn_demo"]
 PRESETS = {
     "quick": dict(seeds=1, epochs=1, test_per_class=5, test_copies=1, limit=200),
     "default": dict(seeds=1, epochs=10, test_per_class=50, test_copies=4, limit=None),
-    "full": dict(seeds=3, epochs=16, test_per_class=50, test_copies=4, limit=None),
+    "full": dict(seeds=3, epochs=12, test_per_class=50, test_copies=4, limit=None),
 }
 
 
@@ -73,17 +73,19 @@ def run_stn_demo(
     tasks = [(kind, model, seed) for seed in range(settings["seeds"]) for kind in distortions for model in models]
     errors = {kind: {model: [] for model in models} for kind in distortions}
     parameters: dict[str, dict[str, int]] = {kind: {} for kind in distortions}
+    timings: dict[str, dict[str, list[float]]] = {kind: {model: [] for model in models} for kind in distortions}
     states: dict[tuple[str, str], dict] = {}
     log = None if out is None else Path(out).with_suffix(".json")
     bar = tqdm(total=len(tasks) * settings["epochs"], desc="stn demo", unit="epoch", disable=not progress, dynamic_ncols=True)
     for (kind, model, seed), result in _run_all(tasks, settings, jobs, bar):
         errors[kind][model].append(result["error"])
         parameters[kind][model] = result["parameters"]
+        timings[kind][model].append(round(result["seconds"], 1))
         if seed == 0:
             states[(kind, model)] = result["state"]
         bar.set_postfix_str(f"{kind} {model} s{seed}: {result['error']:.2f}%", refresh=False)
         if log is not None:
-            _write_log(log, errors, parameters, settings, time.perf_counter() - begin)
+            _write_log(log, errors, parameters, timings, settings, time.perf_counter() - begin)
     bar.close()
     table = format_table(errors)
     seconds = time.perf_counter() - begin
@@ -94,7 +96,7 @@ def run_stn_demo(
     figure = None
     if out is not None:
         figure = _figure(Path(out), states, settings, distortions, models)
-        _write_log(log, errors, parameters, settings, seconds)
+        _write_log(log, errors, parameters, timings, settings, seconds)
         print(f"figure: {figure}; results: {log}")
     return StnDemoResult(errors, parameters, table, figure, seconds, settings)
 
@@ -196,12 +198,18 @@ def _figure(path: Path, states, settings, distortions, models) -> Path:
     return save_figure(path, examples, transformed, predictions, labels, models)
 
 
-def _write_log(path: Path, errors, parameters, settings, seconds: float) -> None:
+def _is_cli(program: str) -> bool:
+    path = Path(program)
+    return path.name == "warpkit" or (path.name == "__main__.py" and path.parent.name == "warpkit")
+
+
+def _write_log(path: Path, errors, parameters, timings, settings, seconds: float) -> None:
     record = {
-        "command": " ".join(["warpkit", *sys.argv[1:]]) if Path(sys.argv[0]).name == "warpkit" else " ".join(sys.argv),
+        "command": " ".join(["warpkit", *sys.argv[1:]]) if _is_cli(sys.argv[0]) else " ".join(sys.argv),
         "settings": settings,
         "errors": errors,
         "parameters": parameters,
+        "training_seconds": timings,
         "seconds": round(seconds, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
     }

@@ -1,10 +1,11 @@
 """The models of the experiment: a CNN baseline and ST-CNNs (a spatial transformer, then the same CNN).
 
-CNN (``classifier``): conv 5x5 (16) - max-pool 2 - ReLU - conv 5x5 (32) - max-pool 2 - ReLU - fully
-connected 64 - ReLU - 10 logits. ST-CNN: ``wk.nn.SpatialTransformer`` whose localisation network is the
-paper's shape (conv 5x5 (20) - max-pool 2 - ReLU - conv 5x5 (20) - ReLU - fully connected 50 - ReLU, then
-the transformer's parameter layer), after a 2x2 max-pool for inputs above 28 px, and which always outputs
-28x28: for RTS (42x42) and TC (60x60) the transformer zooms in and downsamples, as in the paper.
+CNN (``classifier``): conv 5x5 (8) - max-pool 2 - ReLU - conv 5x5 (16) - max-pool 2 - ReLU - fully
+connected 64 - ReLU - 10 logits (narrower than the paper's, for a CPU budget). ST-CNN:
+``wk.nn.SpatialTransformer`` whose localisation network has the paper's shape (conv 5x5 (16) - max-pool 2 -
+ReLU - conv 5x5 (16) - max-pool 2 - ReLU - fully connected 50 - ReLU, then the transformer's parameter
+layer), after a 2x2 max-pool for inputs above 28 px, and which always outputs 28x28: for RTS (42x42) and
+TC (60x60) the transformer zooms in and downsamples, as in the paper.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ def classifier(input_size: int) -> nn.Sequential:
     """The CNN: ``(B, 1, S, S) -> (B, 10)`` logits."""
     side = input_size // 4
     return nn.Sequential(
-        nn.Conv2d(1, 16, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Conv2d(16, 32, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(32 * side * side, 64), nn.ReLU(), nn.Linear(64, 10),
+        nn.Conv2d(1, 8, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(8, 16, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(16 * side * side, 64), nn.ReLU(), nn.Linear(64, 10),
     )  # fmt: skip
 
 
@@ -37,9 +38,9 @@ def localization(input_size: int) -> nn.Sequential:
     side = ((pooled - 4) // 2 - 4) // 2
     return nn.Sequential(
         *([nn.MaxPool2d(2)] if input_size > 28 else []),
-        nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Conv2d(20, 20, 5), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(20 * side * side, 50), nn.ReLU(),
+        nn.Conv2d(1, 16, 5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(16, 16, 5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(16 * side * side, 50), nn.ReLU(),
     )  # fmt: skip
 
 
