@@ -13,7 +13,7 @@ def test_families_lists_builtins_and_first_party_plugins(capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["name", "origin", "capabilities", "status"]
     assert "affine      built-in" in out or "affine" in out.split()
-    for line_start, origin in [("similarity", "warpkit-similarity"), ("lens", "warpkit-lens"), ("elastic", "warpkit-elastic")]:
+    for line_start, origin in [("similarity", "torch-warpkit-similarity"), ("lens", "torch-warpkit-lens"), ("elastic", "torch-warpkit-elastic")]:
         line = next(l for l in out.splitlines() if l.startswith(line_start + " "))
         assert origin in line and line.rstrip().endswith("loaded")
 
@@ -22,7 +22,7 @@ def test_families_json(capsys):
     assert main(["families", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows["affine"]["origin"] == "built-in" and rows["affine"]["capabilities"] == "matrix,params=6,estimate"
-    assert rows["lens"]["origin"].startswith("warpkit-lens ")
+    assert rows["lens"]["origin"].startswith("torch-warpkit-lens ")
 
 
 def test_families_shows_a_broken_plugin_and_exits_1(tmp_path, monkeypatch, capsys):

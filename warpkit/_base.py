@@ -118,11 +118,16 @@ class Transform:
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         raise WarpkitError(f"{type(self).__name__} has no STN parameter vector (num_params is None)")
 
+    @property
+    def matrix(self) -> torch.Tensor:
+        """``(B, 3, 3)`` source -> destination matrix, for families with ``has_matrix`` (they override this)."""
+        raise WarpkitError(f"{type(self).__name__} has no matrix form (has_matrix is False)")
+
     # --- what every family gets --------------------------------------------------------------
     @classmethod
     def can_estimate(cls) -> bool:
         # getattr: a plugin's estimate may be a staticmethod (a plain function here), which has no __func__
-        return getattr(cls.estimate, "__func__", cls.estimate) is not Transform.estimate.__func__
+        return getattr(cls.estimate, "__func__", cls.estimate) is not getattr(Transform.estimate, "__func__", None)
 
     def transform_points(self, points) -> torch.Tensor:
         """Map source points to destination.
@@ -256,7 +261,7 @@ def _batch_selector(index: object, batch_size: int) -> slice | torch.Tensor:
     if isinstance(index, slice):
         return index
     if isinstance(index, (list, tuple, torch.Tensor)):
-        selector = torch.as_tensor(index)
+        selector = index if isinstance(index, torch.Tensor) else torch.as_tensor(index)
         if selector.dtype == torch.bool:
             if tuple(selector.shape) != (batch_size,):
                 raise ShapeError(f"index: expected a boolean mask of shape ({batch_size},), got {tuple(selector.shape)}")
@@ -273,8 +278,12 @@ def _checked_points(transform: Transform, out: object, points: torch.Tensor) -> 
     """``out`` of ``transform.map_points(points)`` if it is ``(B', N, 2)``; else a ShapeError naming the family
     (a plugin's bug must not surface as a bare reshape error far from its cause)."""
     n = points.shape[1]
-    ok = isinstance(out, torch.Tensor) and out.ndim == 3 and out.shape[1:] == (n, 2)
-    if not ok or out.shape[0] not in (1, points.shape[0], transform.batch_size):
+    if not (
+        isinstance(out, torch.Tensor)
+        and out.ndim == 3
+        and out.shape[1:] == (n, 2)
+        and out.shape[0] in (1, points.shape[0], transform.batch_size)
+    ):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ShapeError(
             f"{type(transform).__name__}.map_points: expected points of shape (B, {n}, 2) from family "

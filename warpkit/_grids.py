@@ -67,5 +67,7 @@ def _frame(grid: torch.Tensor, size, align_corners: bool, need_two: bool) -> tup
     else:
         scale = [width / 2, height / 2]
         offset = [(width - 1) / 2, (height - 1) / 2]
-    like = {"dtype": grid.dtype, "device": grid.device}
-    return torch.tensor(scale, **like), torch.tensor(offset, **like)
+    return (
+        torch.tensor(scale, dtype=grid.dtype, device=grid.device),
+        torch.tensor(offset, dtype=grid.dtype, device=grid.device),
+    )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+from typing import TypeVar
 
 from ._errors import ModeError
+
+_E = TypeVar("_E", bound=enum.Enum)
 
 __all__ = ["Interpolation", "Padding", "parse_mode"]
 
@@ -44,7 +47,7 @@ _HINTS = {
 }
 
 
-def parse_mode(enum_cls: type[enum.Enum], value: object, argument: str) -> enum.Enum:
+def parse_mode(enum_cls: type[_E], value: object, argument: str) -> _E:
     """Return the member of ``enum_cls`` named by ``value`` (a member or a string, aliases allowed)."""
     if isinstance(value, enum_cls):
         return value

@@ -139,9 +139,9 @@ def get_family(name: str) -> type[Transform]:
             raise UnknownFamilyError(f"name: expected one of {valid}, got {name!r}")
     _load_all([record])
     with _lock:
-        if record.status == "failed":
+        if record.status == "failed" and record.error is not None:
             raise record.error from record.error.__cause__
-        if record.status != "loaded":  # its own import asked for it: the class does not exist yet
+        if record.status != "loaded" or record.family is None:  # its own import asked for it: no class yet
             raise PluginLoadError(
                 f"name: expected a family that has finished importing, got {name!r}, whose plugin "
                 f"({record.target}) asked for itself while being imported"
@@ -203,7 +203,7 @@ def _plugin_entry_points() -> list[tuple[importlib.metadata.EntryPoint, str, str
     Walks the distributions rather than calling ``entry_points(group=...)``: Python 3.9 has neither that
     keyword nor ``EntryPoint.dist``, and the distribution's name is what messages cite.
     """
-    found = []
+    found: list[tuple[importlib.metadata.EntryPoint, str, str | None]] = []
     for dist in importlib.metadata.distributions():
         for ep in dist.entry_points:
             if ep.group == ENTRY_POINT_GROUP:
@@ -254,6 +254,8 @@ def _load(record: FamilyRecord) -> None:
     calling ``sys.exit`` at import must not end the user's program or ``warpkit families``.
     """
     try:
+        if record.entry_point is None:
+            raise TypeError(f"{record.name!r} has no entry point to load")
         family = record.entry_point.load()
         if not (isinstance(family, type) and issubclass(family, Transform)):
             raise TypeError(f"entry point {record.target} is {family!r}, not a warpkit.Transform subclass")

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         widths = {key: max(len(str(row[key])) for row in table) for key in ("name", "origin", "capabilities")}
         for row in table:
             cells = [str(row[key]).ljust(width) for key, width in widths.items()]
-            print("  ".join(cells + [row["status"]]).rstrip())
+            print("  ".join([*cells, str(row["status"])]).rstrip())
     return 1 if any(r.status in ("failed", "refused") for r in records) else 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 __all__ = ["add_arguments"]
 
@@ -33,10 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--padding", default="zeros", help="zeros, constant, replicate, reflect, reflect101 or wrap (default zeros)"
     )
     parser.add_argument("--fill", default="0", help="value(s) outside the image with --padding constant: v or v1,v2,v3")
+    parser.add_argument(
+        "--antialias", action="store_true", help="average each output pixel's footprint where the warp shrinks the image"
+    )
     parser.add_argument("--compare-opencv", action="store_true", help="also warp with OpenCV and print the difference")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
-    def one_line_error(message: str) -> None:  # argparse would print the usage first
+    def one_line_error(message: str) -> NoReturn:  # argparse would print the usage first
         _fail(message)
         raise SystemExit(2)
 

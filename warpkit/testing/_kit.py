@@ -134,8 +134,9 @@ def example_params(family: type[Transform], batch_size: int, dtype: torch.dtype 
     ``identity_params`` plus seeded noise of std :data:`PARAM_NOISE`."""
     if not family.num_params:
         raise Skip("family has no parameter vector (num_params is None)")
-    if callable(getattr(family, "example_params", None)):
-        return family.example_params(batch_size, dtype=dtype, seed=seed)
+    builder = getattr(family, "example_params", None)
+    if callable(builder):
+        return builder(batch_size, dtype=dtype, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     base = family.identity_params(batch_size, dtype=torch.float64)
     noise = torch.randn(base.shape, generator=generator, dtype=torch.float64) * PARAM_NOISE
@@ -145,8 +146,9 @@ def example_params(family: type[Transform], batch_size: int, dtype: torch.dtype 
 def example(family: type[Transform], batch_size: int = 1, dtype: torch.dtype = torch.float64, seed: int = 0):
     """A non-trivial transform of ``family``: its ``example`` classmethod if it has one, else
     ``from_params`` on :func:`example_params` for an image of :data:`SIZE`."""
-    if callable(getattr(family, "example", None)):
-        return family.example(batch_size, dtype=dtype, seed=seed)
+    builder = getattr(family, "example", None)
+    if callable(builder):
+        return builder(batch_size, dtype=dtype, seed=seed)
     if family.num_params:
         return family.from_params(example_params(family, batch_size, dtype, seed), SIZE)
     raise Skip("family has neither num_params nor an example() classmethod, so the kit cannot build one")
@@ -392,7 +394,7 @@ def check_gradients(family):
     else:
         t = example(family, 1)
 
-        def function(image, points):
+        def function(image, points):  # type: ignore[misc]  # the same role as above, one argument fewer
             return torch.cat([warp(image, t, (3, 4)).flatten(), t.transform_points(points).flatten()])
 
         inputs = (image, points)

@@ -1,4 +1,4 @@
-"""warpkit-elastic: the conformance kit, plus SciPy's cubic B-spline evaluation as the reference field."""
+"""torch-warpkit-elastic: the conformance kit, plus SciPy's cubic B-spline evaluation as the reference field."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""warpkit-lens: the conformance kit, plus OpenCV (projectPoints, undistortPoints, initUndistortRectifyMap)
+"""torch-warpkit-lens: the conformance kit, plus OpenCV (projectPoints, undistortPoints, initUndistortRectifyMap)
 and Kornia (distort_points) as references."""
 
 import cv2

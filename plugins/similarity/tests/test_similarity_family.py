@@ -1,4 +1,4 @@
-"""warpkit-similarity: the conformance kit on each family, plus OpenCV / torch / scikit-image references."""
+"""torch-warpkit-similarity: the conformance kit on each family, plus OpenCV / torch / scikit-image references."""
 
 import cv2
 import numpy as np
