@@ -271,3 +271,67 @@ def test_tps_grid_checks_the_size_before_allocating():
     tps = wk.ThinPlateSpline.fit(torch.rand(5, 2) * 10, torch.rand(5, 2) * 10)
     with pytest.raises(wk.SizeLimitError, match="size: expected an output of at most"):
         tps.grid(HUGE)
+
+
+# --- item 5: OpenCV comparisons never hang -------------------------------------------------------------
+
+GUARD_PROBE = r"""
+import itertools, numpy as np, torch, warpkit as wk
+from warpkit import _opencv, report
+image = np.random.default_rng(0).random((24, 32, 3)).astype(np.float32)
+outcomes = []
+for interpolation, padding, value in itertools.product(["nearest", "bilinear"], ["reflect", "reflect101"],
+                                                       [float("nan"), float("inf"), -float("inf"), 1e30, 1e12]):
+    options = _opencv.cv2_options(interpolation, padding)
+    grid = np.random.default_rng(1).random((24, 32, 2)) * 20
+    grid[5:9, :, 0] = value
+    try:
+        _opencv.remap(image, grid, options)
+        outcomes.append("ran")
+    except wk.ModeError as exc:
+        outcomes.append("refused" if str(exc).startswith("grid: OpenCV") else "wrong message")
+    horizon = np.array([[1.0, 0, 0], [0, 1, 0], [0.05, 0, 1]])  # its horizon crosses the output
+    try:
+        _opencv.warp_matrix(image, horizon, (24, 32), options)
+        outcomes.append("ran")
+    except wk.ModeError as exc:
+        outcomes.append("refused" if str(exc).startswith("matrix: OpenCV") else "wrong message")
+tensor = torch.from_numpy(image.transpose(2, 0, 1).copy()).unsqueeze(0)
+grid = np.full((24, 32, 2), np.nan, np.float32)
+row = report._compare("affine", tensor, image, wk.Affine.identity(), grid, None, (24, 32),
+                      wk.Interpolation.BILINEAR, wk.Padding.REFLECT, None)
+outcomes.append("report-skip" if row.passed and row.error.startswith("skipped: grid: OpenCV") else repr(row))
+print(" ".join(sorted(set(outcomes))))
+"""
+
+
+def test_opencv_reference_refuses_inputs_it_would_hang_on_within_a_timeout(tmp_path):
+    """Each guarded case (nearest/bilinear x reflect/reflect101 x NaN, inf, 1e30, 1e12; a projective horizon) in a
+    subprocess: without the guard OpenCV 5 spends minutes to forever there, so the timeout fails the test."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "guard.py"
+    script.write_text(GUARD_PROBE)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["refused", "report-skip"], done.stdout
+
+
+def test_opencv_reference_still_runs_on_ordinary_far_points():
+    from warpkit import _opencv
+
+    image = np.random.default_rng(2).random((24, 32)).astype(np.float32)
+    grid = np.random.default_rng(3).random((24, 32, 2)) * 2000 - 1000  # up to 30 image sizes out
+    options = _opencv.cv2_options("bilinear", "reflect101")
+    ours = wk.sample(torch.from_numpy(image)[None], torch.from_numpy(grid).float(), padding="reflect101")[0].numpy()
+    np.testing.assert_allclose(_opencv.remap(image, grid, options), ours, atol=1e-4)
+
+
+def test_kit_skips_the_opencv_check_where_opencv_would_hang(monkeypatch):
+    from warpkit.testing import _kit
+
+    monkeypatch.setattr(_kit, "cv2_options", lambda: __import__("warpkit")._opencv.cv2_options("bilinear", "reflect"))
+    monkeypatch.setattr(wk.Affine, "grid", lambda self, size: torch.full((1, *size, 2), float("nan"), dtype=torch.float64))
+    result = _kit.run_check(wk.Affine, "cv2_remap")
+    assert result.skipped and "OpenCV skipped: grid: OpenCV's bilinear with reflect" in result.detail

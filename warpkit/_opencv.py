@@ -45,15 +45,48 @@ def cv2_options(interpolation="bilinear", padding="zeros", fill=0.0, channels: i
     }
 
 
-def check_opencv_returns(image: np.ndarray, options: dict) -> None:
-    """Raise :class:`ModeError` where OpenCV would never return: 5.0's ``warpAffine``, ``warpPerspective`` and
-    ``remap`` loop forever on ``INTER_CUBIC`` with ``BORDER_REFLECT_101`` when a side of the image is 1 pixel."""
+#: Budget for OpenCV's reflect loop, in steps of one image size summed over the output (~0.3 s of CPU).
+REFLECT_STEPS_LIMIT = 1e8
+
+
+def check_opencv_returns(image: np.ndarray, options: dict, grid: np.ndarray | None = None, argument: str = "grid") -> None:
+    """Raise :class:`ModeError` where OpenCV 5.0 would never return (or take minutes); the callers skip there.
+
+    - ``INTER_CUBIC`` with ``BORDER_REFLECT_101`` on an image with a side of 1 pixel loops forever
+      (``warpAffine``, ``warpPerspective``, ``remap``).
+    - ``INTER_NEAREST`` / ``INTER_LINEAR`` with ``BORDER_REFLECT`` / ``BORDER_REFLECT_101`` fold a
+      coordinate back one image size per step, so the time grows with how far outside it is: NaN and
+      infinity (read as about -2**31) or 1e30 take seconds to forever per pixel. ``grid`` (the source points,
+      ``(H_out, W_out, 2)``, as OpenCV will read them) is refused when the steps add up past
+      :data:`REFLECT_STEPS_LIMIT`. (Cubic clamps its coordinates first and has no such loop.)
+    """
     import cv2
 
     cubic_reflect101 = options["flags"] == cv2.INTER_CUBIC and options["borderMode"] == cv2.BORDER_REFLECT_101
     if cubic_reflect101 and min(image.shape[:2]) == 1:
         raise ModeError(f"padding: OpenCV never returns from bicubic with reflect101 on an image with a side of 1 "
                         f"pixel; expected an image of at least 2x2, got {image.shape[0]}x{image.shape[1]}")
+    folding = options["borderMode"] in (cv2.BORDER_REFLECT, cv2.BORDER_REFLECT_101)
+    if grid is None or not folding or options["flags"] not in (cv2.INTER_NEAREST, cv2.INTER_LINEAR):
+        return
+    points = np.asarray(grid, dtype=np.float64).reshape(-1, 2)
+    bad = ~np.isfinite(points).all(axis=1)
+    mode = "nearest" if options["flags"] == cv2.INTER_NEAREST else "bilinear"
+    border = "reflect" if options["borderMode"] == cv2.BORDER_REFLECT else "reflect101"
+    if bad.any():
+        raise ModeError(
+            f"{argument}: OpenCV's {mode} with {border} does not return at NaN or infinite coordinates; expected "
+            f"finite ones, got {int(bad.sum())} non-finite point(s)"
+        )
+    height, width = image.shape[:2]
+    steps = (np.maximum(np.abs(points[:, 0]) / max(width, 1) - 1, 0).sum()
+             + np.maximum(np.abs(points[:, 1]) / max(height, 1) - 1, 0).sum())
+    if steps > REFLECT_STEPS_LIMIT:
+        raise ModeError(
+            f"{argument}: OpenCV's {mode} with {border} takes time in proportion to how far outside the image a point "
+            f"is; expected points within about {REFLECT_STEPS_LIMIT / max(len(points), 1):.3g} image sizes, got "
+            f"|coordinates| up to {np.abs(points).max():.3g} ({steps:.3g} steps)"
+        )
 
 
 def warp_matrix(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], options: dict) -> tuple[np.ndarray, str]:
@@ -61,8 +94,7 @@ def warp_matrix(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], op
     ``size = (H_out, W_out)``; returns the result and the function's name."""
     import cv2
 
-    check_opencv_returns(image, options)
-
+    check_opencv_returns(image, options, _matrix_grid(matrix, size), "matrix")
     dsize = (size[1], size[0])
     if np.array_equal(matrix[2], [0.0, 0.0, 1.0]):
         return cv2.warpAffine(image, np.ascontiguousarray(matrix[:2]), dsize, **options), "cv2.warpAffine"
@@ -73,7 +105,16 @@ def remap(image: np.ndarray, grid: np.ndarray, options: dict) -> np.ndarray:
     """``cv2.remap`` of ``image`` at the ``(H_out, W_out, 2)`` source points ``grid`` (float32 maps)."""
     import cv2
 
-    check_opencv_returns(image, options)
     grid = np.asarray(grid, dtype=np.float32)
+    check_opencv_returns(image, options, grid)
     return cv2.remap(image, np.ascontiguousarray(grid[..., 0]), np.ascontiguousarray(grid[..., 1]),
                      options["flags"], borderMode=options["borderMode"], borderValue=options["borderValue"])
+
+
+def _matrix_grid(matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(H_out, W_out, 2)`` source points of the destination pixels for a ``(3, 3)`` source -> destination matrix."""
+    ys, xs = np.mgrid[0 : size[0], 0 : size[1]].astype(np.float64)
+    with np.errstate(all="ignore"):
+        inverse = np.linalg.pinv(np.asarray(matrix, dtype=np.float64))
+        h = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ inverse.T
+        return h[..., :2] / h[..., 2:]
