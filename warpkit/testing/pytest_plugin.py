@@ -7,8 +7,10 @@ check; default ``aot_eager``, ``inductor`` compiles for real and is slow) and th
     def test_my_family(warpkit_check):
         warpkit_check(MyFamily)
 
-Importing it imports nothing beyond warpkit itself; cv2 and kornia are only needed by the checks that
-use them, and those are skipped when they are missing.
+pytest loads this module in every session of an environment where warpkit is installed, so it imports only
+pytest (and the two lazy package shells above it): torch and the kit load when a test asks for the fixture,
+and ``--warpkit-compile-backend`` loads the kit only when it is given. cv2 and kornia are only needed by the
+checks that use them, and those are skipped when they are missing.
 """
 
 from __future__ import annotations
