@@ -59,9 +59,9 @@ extern "C" {
 int wk_forward(const wk_call *call) {
     if (int err = check(*call)) return err;
     if (call->out_h == 0 || call->out_w == 0) return 0;
-    // the NCHW kernels write output rows with column stride 1, the channels-last ones channels with stride 1
+    // the NCHW kernels read and write rows with column stride 1, the channels-last ones channels with stride 1
     const bool cl_out = channels_last(*call) && call->out_stride[1] == 1;
-    if (!cl_out && call->out_stride[3] != 1) return -6;
+    if (!cl_out && (call->out_stride[3] != 1 || call->image_stride[3] != 1)) return -6;
     if (call->dtype == 0)
         forward_typed<float>(*call);
     else

@@ -100,10 +100,12 @@ template <typename T, int MODE, bool CL> struct Backward {
             if (s.in_batch > 1 && b != bi) continue;
             const T *fill = s.fill_of(b);
             double acc[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
-            for (int64_t i = 0; i < s.out_h; ++i) {
-                const T *grow = gout + b * gb + i * gh;
-                for (int64_t j0 = 0; j0 < s.out_w; j0 += kTile) {
-                    const int n = int(std::min<int64_t>(kTile, s.out_w - j0));
+            // column tiles outer, rows inner, as in the forward: the rows of a tile read and scatter into a
+            // compact region of the source
+            for (int64_t j0 = 0; j0 < s.out_w; j0 += kColumnTile) {
+                const int n = int(std::min<int64_t>(kColumnTile, s.out_w - j0));
+                for (int64_t i = 0; i < s.out_h; ++i) {
+                    const T *grow = gout + b * gb + i * gh;
                     s.points(b, i, j0, n, px, py);
                     int inner = 0, edges = 0;
                     for (int k = 0; k < n; ++k) {
@@ -114,7 +116,7 @@ template <typename T, int MODE, bool CL> struct Backward {
                             continue;
                         }
                         interior[inner++] = k;
-                        const Axis<T, MODE> ax = axis<T, MODE>(x), ay = axis<T, MODE>(y);
+                        const Axis<T, MODE> ax = interior_axis<T, MODE>(x), ay = interior_axis<T, MODE>(y);
                         off[k] = ay.first * s.sh + ax.first * s.sw;
                         goff[k] = ay.first * ih + ax.first * iw;
                         for (int ty = 0; ty < N; ++ty)

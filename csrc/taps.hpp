@@ -79,7 +79,7 @@ template <typename T, int MODE> struct Axis {
 template <typename T, int MODE> inline Axis<T, MODE> axis(T coord) {
     Axis<T, MODE> a;
     const T mask = std::fabs(coord) <= T(kLimit) ? T(1) : T(0);
-    const T c = std::fmin(std::fmax(coord, T(-kLimit)), T(kLimit));
+    const T c = coord < T(-kLimit) ? T(-kLimit) : (coord > T(kLimit) ? T(kLimit) : coord);
     if (MODE == NEAREST) {
         a.first = int64_t(std::nearbyint(c));  // half to even, as torch.round and cv2
         a.w[0] = T(1);
@@ -97,6 +97,30 @@ template <typename T, int MODE> inline Axis<T, MODE> axis(T coord) {
         cubic(t, a.w);
         cubic_derivative(t, a.dw);
         for (int p = 0; p < kTaps<MODE>; ++p) a.dw[p] *= mask;
+    }
+    return a;
+}
+
+// The axis of a coordinate known to be interior (taps inside, so far below the clamp): no clamp, no mask.
+// std::fmin/fmax are library calls here (NaN rules); skipping them on the hot path is part of the interior pass.
+template <typename T, int MODE> inline Axis<T, MODE> interior_axis(T c) {
+    Axis<T, MODE> a;
+    if (MODE == NEAREST) {
+        a.first = int64_t(std::nearbyint(c));
+        a.w[0] = T(1);
+        a.dw[0] = T(0);
+        return a;
+    }
+    const T base = std::floor(c), t = c - base;
+    a.first = int64_t(base) + kFirst<MODE>;
+    if (MODE == BILINEAR) {
+        a.w[0] = T(1) - t;
+        a.w[1] = t;
+        a.dw[0] = T(-1);
+        a.dw[1] = T(1);
+    } else {
+        cubic(t, a.w);
+        cubic_derivative(t, a.dw);
     }
     return a;
 }
@@ -185,6 +209,7 @@ template <typename T, int MODE> struct BorderTaps {
     }
 };
 
-constexpr int kTile = 256;  // output columns per row pass: a rotated warp's source rows stay in cache
+constexpr int kTile = 256;        // the largest row pass (the backward's)
+constexpr int kColumnTile = 64;   // the forward's row pass: see forward.cpp
 
 }  // namespace wk

@@ -37,6 +37,8 @@ def sample(image, coords, mode, pad, fill, *, use_matrix: bool = False, size=Non
     if size is None:
         size = (coords.shape[1], coords.shape[2])
     image, coords = image.to(work), coords.to(work)
+    if _layout(image) is torch.contiguous_format and not image.is_contiguous():
+        image = image.contiguous()  # odd strides (a view, an expanded batch): the kernels read NCHW or NHWC
     fill = fill.detach().to(work).reshape(fill.shape[0], -1).contiguous()
     args = (bool(use_matrix), int(size[0]), int(size[1]), _MODES[mode.value], _PADS[pad.value])
     if torch.compiler.is_compiling():
