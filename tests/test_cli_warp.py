@@ -60,8 +60,9 @@ def test_projective_json_and_compare_opencv(files, capsys):
     assert main(["warp", str(files / "colour16.tif"), str(files / "o.tif"), "--transform", str(spec),
                  "--padding", "constant", "--fill", "1000,2000,3000", "--compare-opencv"]) == 0
     result = _read(files / "o.tif")
+    # --fill is R,G,B as the image is seen; OpenCV's borderValue is in the file's B,G,R order
     expected = cv2.warpPerspective(_read(files / "colour16.tif"), HOMOGRAPHY, (30, 24), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=(1000, 2000, 3000, 0))
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=(3000, 2000, 1000, 0))
     assert np.abs(result.astype(np.int64) - expected.astype(np.int64)).max() <= 1
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "max |warpkit - OpenCV|" in line)
@@ -127,13 +128,13 @@ def test_bad_input_files(files, capsys, input_name, fragment):
     (["--matrix", "1,0,0"], "--matrix: expected 6 (affine) or 9 (projective) numbers, got 3"),
     (["--matrix", "1,0,x,0,1,0"], "--matrix: expected numbers"),
     (["--matrix", "0,0,0,0,0,0"], "matrix: expected an invertible matrix"),
-    (["--matrix", "nan,0,0,0,1,0"], "matrix: expected finite values"),
+    (["--matrix", "nan,0,0,0,1,0"], "--matrix: expected finite numbers"),
     ([], "transform: expected exactly one of"),
     (["--matrix", "1,0,0,0,1,0", "--params", "[1]"], "transform: expected exactly one of"),
     (["--matrix", "1,0,0,0,1,0", "--size", "10"], "--size: expected HxW"),
     (["--matrix", "1,0,0,0,1,0", "--size", "100000x100000"], "size: expected an output of at most"),
     (["--matrix", "1,0,0,0,1,0", "--interpolation", "lanczos"], "--interpolation: expected one of"),
-    (["--matrix", "1,0,0,0,1,0", "--padding", "constant", "--fill", "1,2"], "--fill: expected 1 or 1 numbers"),
+    (["--matrix", "1,0,0,0,1,0", "--padding", "constant", "--fill", "1,2"], "--fill: expected 1 number or 1 (one per channel"),
     (["--family", "nope", "--params", "[1]"], "name: expected one of"),
     (["--family", "affine", "--params", "[1, 2"], "--params: expected a JSON list"),
     (["--family", "affine", "--params", "[1, 2]"], "params: expected shape (B, 6), got (1, 2)"),

@@ -33,12 +33,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--padding", default="zeros", help="zeros, constant, replicate, reflect, reflect101 or wrap (default zeros)"
     )
-    parser.add_argument("--fill", default="0", help="value(s) outside the image with --padding constant: v or v1,v2,v3")
+    parser.add_argument(
+        "--fill",
+        default="0",
+        help="value(s) outside the image with --padding constant, in the image's units: one value for every channel, "
+        "or one per channel in the order you see them, R,G,B or R,G,B,A (not the file's BGR order)",
+    )
     parser.add_argument(
         "--antialias", action="store_true", help="average each output pixel's footprint where the warp shrinks the image"
     )
     parser.add_argument("--compare-opencv", action="store_true", help="also warp with OpenCV and print the difference")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    parser.add_argument(
+        "--max-pixels",
+        help="refuse input (checked from the file's header, before decoding) and output images above this many "
+        "pixels (default 2**27 = 134,217,728, or WARPKIT_MAX_IMAGE_PIXELS)",
+    )
 
     def one_line_error(message: str) -> NoReturn:  # argparse would print the usage first
         _fail(message)
