@@ -160,7 +160,13 @@ def _matrix_grid(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 # ---- torch.compile: the same kernels as registered custom ops (defining them is cheap; calling one eagerly
 # would import torch._dynamo, so eager calls never do) ----------------------------------------------------------
-@torch.library.custom_op("warpkit::native_sample", mutates_args=())
+# Explicit schemas: torch 2.4's custom_op cannot read the string annotations of `from __future__ import annotations`.
+@torch.library.custom_op(
+    "warpkit::native_sample",
+    mutates_args=(),
+    schema="(Tensor image, Tensor coords, Tensor fill, bool use_matrix, SymInt out_h, SymInt out_w, SymInt mode, "
+    "SymInt pad) -> Tensor",
+)
 def _sample_op(image: torch.Tensor, coords: torch.Tensor, fill: torch.Tensor, use_matrix: bool, out_h: int,
                out_w: int, mode: int, pad: int) -> torch.Tensor:
     return _forward(image, coords, fill, use_matrix, out_h, out_w, mode, pad)
@@ -171,7 +177,12 @@ def _(image, coords, fill, use_matrix, out_h, out_w, mode, pad):
     return _empty_output(image, max(image.shape[0], coords.shape[0]), out_h, out_w)
 
 
-@torch.library.custom_op("warpkit::native_sample_backward", mutates_args=())
+@torch.library.custom_op(
+    "warpkit::native_sample_backward",
+    mutates_args=(),
+    schema="(Tensor grad_out, Tensor image, Tensor coords, Tensor fill, bool use_matrix, SymInt out_h, SymInt out_w, "
+    "SymInt mode, SymInt pad, bool want_image, bool want_coords) -> (Tensor, Tensor)",
+)
 def _backward_op(grad_out: torch.Tensor, image: torch.Tensor, coords: torch.Tensor, fill: torch.Tensor,
                  use_matrix: bool, out_h: int, out_w: int, mode: int, pad: int, want_image: bool,
                  want_coords: bool) -> tuple[torch.Tensor, torch.Tensor]:
