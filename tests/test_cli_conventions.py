@@ -91,7 +91,9 @@ def test_a_missing_optional_package_names_the_extra_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert lines == ["warpkit warp: needs the optional package 'cv2', not installed: pip install 'torch-warpkit[cli]'"]
+    assert lines == [
+        "warpkit warp: error: needs the optional package 'cv2', not installed: pip install 'torch-warpkit[cli]'"
+    ]
 
 
 def test_the_extra_named_for_cv2_installs_it():

@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser", "COMMANDS", "EXTRAS"]
+__all__ = ["main", "build_parser", "missing_extra", "COMMANDS", "EXTRAS"]
 
 #: subcommand -> (module, one-line help)
 COMMANDS = {
@@ -35,6 +35,15 @@ EXTRAS = {
     "sklearn": "demo",
     "tqdm": "demo",
 }
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The one-line error for an optional package that is not installed, naming the extra that installs it
+    (None when the missing module is not one of :data:`EXTRAS`)."""
+    top = (exc.name or "").partition(".")[0]
+    if top not in EXTRAS:
+        return None
+    return f"needs the optional package {top!r}, not installed: pip install 'torch-warpkit[{EXTRAS[top]}]'"
 
 
 def _version() -> str:
@@ -107,14 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse's --help, --version and usage errors: return the code instead of exiting
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except ModuleNotFoundError as exc:
-        top = (exc.name or "").partition(".")[0]
-        if top not in EXTRAS:
+        message = missing_extra(exc)
+        if message is None:
             raise
-        print(
-            f"warpkit {command}: needs the optional package {top!r}, not installed: "
-            f"pip install 'torch-warpkit[{EXTRAS[top]}]'",
-            file=sys.stderr,
-        )
+        print(f"warpkit {command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"warpkit {command}: interrupted", file=sys.stderr)

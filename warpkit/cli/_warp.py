@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
         _fail("memory: expected enough memory for this image and output, got an allocation failure (lower --size "
               "or --max-pixels)")
         return 2
+    except ModuleNotFoundError as exc:  # OpenCV missing: name the extra that installs it
+        from . import missing_extra  # noqa: PLC0415
+
+        _fail(missing_extra(exc) or f"{type(exc).__name__}: {exc}")
+        return 2
     except Exception as exc:  # noqa: BLE001 - a command line answers in one line, never a traceback
         _fail(f"{type(exc).__name__}: {exc}")
         return 2
