@@ -16,6 +16,7 @@ __all__ = [
     "check_size",
     "check_sizes",
     "check_batch_size",
+    "check_dtype",
     "check_same_device",
     "batch_points",
     "broadcast_batch",
@@ -65,7 +66,7 @@ def check_same_device(*named: tuple[str, torch.Tensor]) -> None:
 
 def check_size(size: object, argument: str = "size") -> tuple[int, int]:
     """Return ``size`` as ``(H, W)`` of non-negative ints."""
-    if isinstance(size, torch.Size) or (isinstance(size, Sequence) and not isinstance(size, str)):
+    if isinstance(size, torch.Size) or (isinstance(size, Sequence) and not isinstance(size, (str, bytes, bytearray))):
         values = tuple(size)
         if len(values) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
             return int(values[0]), int(values[1])
@@ -78,11 +79,25 @@ def check_sizes(src_size: object, dst_size: object = None) -> tuple[tuple[int, i
     return src, (src if dst_size is None else check_size(dst_size, "dst_size"))
 
 
-def check_batch_size(batch_size: object) -> int:
-    """Return ``batch_size`` if it is an int >= 0."""
+def check_batch_size(batch_size: object, per_member: int = 1) -> int:
+    """Return ``batch_size`` if it is an int >= 0 whose ``batch_size * per_member`` elements fit the size limit."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
         raise ShapeError(f"batch_size: expected an int >= 0, got {batch_size!r}")
+    if batch_size * per_member > MAX_OUTPUT_ELEMENTS:
+        raise SizeLimitError(
+            f"batch_size: expected at most {MAX_OUTPUT_ELEMENTS // max(per_member, 1):,} (the size limit), got "
+            f"{batch_size:,} (warpkit.set_max_output_elements raises the limit)"
+        )
     return batch_size
+
+
+def check_dtype(dtype: object, argument: str = "dtype") -> torch.dtype:
+    """Return ``dtype`` if it is a floating ``torch.dtype`` (None: torch's default dtype)."""
+    if dtype is None:
+        return torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise DTypeError(f"{argument}: expected a floating torch.dtype (torch.float32, ...), got {dtype!r}")
+    return dtype
 
 
 def batch_points(points: torch.Tensor, argument: str = "points") -> tuple[torch.Tensor, bool]:

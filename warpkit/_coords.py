@@ -81,8 +81,8 @@ def singular_members(matrix: torch.Tensor) -> torch.Tensor:
     squashes one direction to nothing fails whatever the translation. Other sizes scale each column and
     row alone. Always all False on the ``meta`` device, which has no values to judge.
     """
-    if matrix.device.type == "meta":
-        return torch.zeros(matrix.shape[0], dtype=torch.bool, device=matrix.device)
+    if matrix.device.type == "meta":  # on the CPU, so that callers can branch on it
+        return torch.zeros(matrix.shape[0], dtype=torch.bool)
     work = matrix.detach().double()
     finite = torch.isfinite(work).flatten(1).all(dim=1)
     work = torch.where(finite.reshape(-1, 1, 1), work, torch.zeros_like(work))
@@ -102,12 +102,15 @@ def theta_to_matrix(theta: torch.Tensor, src_size, dst_size, align_corners: bool
     n_dst = normalization_matrix(dst_size, align_corners, work, theta.device, "dst_size")
     dst_to_src = torch.linalg.solve(n_src, theta.to(work)) @ n_dst
     bad = singular_members(dst_to_src)
+    if not bad.any():
+        matrix, info = torch.linalg.inv_ex(dst_to_src)
+        bad = (info != 0).cpu() if dst_to_src.device.type != "meta" else bad  # singular in the working precision
     if bad.any():
         index = int(bad.nonzero()[0, 0])
         raise SingularMatrixError(
             f"params: expected parameters of an invertible transform, got singular ones at batch index {index}"
         )
-    return torch.linalg.inv(dst_to_src).to(theta.dtype)
+    return matrix.to(theta.dtype)
 
 
 def matrix_to_theta(matrix: torch.Tensor, src_size, dst_size, align_corners: bool) -> torch.Tensor:

@@ -22,13 +22,16 @@ def checked_inverse(matrix: torch.Tensor, argument: str = "matrix") -> torch.Ten
     if matrix.device.type != "meta" and not torch.isfinite(matrix).all():
         raise SingularMatrixError(f"{argument}: expected finite values, got {matrix.detach().cpu().tolist()}")
     bad = singular_members(matrix)
+    if not bad.any():
+        inverse, info = torch.linalg.inv_ex(matrix.to(linalg_dtype(matrix.dtype)))
+        bad = (info != 0).cpu() if matrix.device.type != "meta" else bad  # singular in the working precision
     if bad.any():
         index = int(bad.nonzero()[0, 0])
         raise SingularMatrixError(
             f"{argument}: expected an invertible matrix, got a singular one at batch index {index}: "
             f"{matrix[index].detach().cpu().tolist()}"
         )
-    return torch.linalg.inv(matrix.to(linalg_dtype(matrix.dtype))).to(matrix.dtype)
+    return inverse.to(matrix.dtype)
 
 
 def correspondences(src, dst, weights, minimum: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.dtype]:
@@ -54,7 +57,9 @@ def correspondences(src, dst, weights, minimum: int) -> tuple[torch.Tensor, torc
     if weights is None:
         w = s.new_ones(batch, s.shape[1])
     else:
-        w = as_float_tensor(weights, "weights", like=src_t).double()
+        w = as_float_tensor(weights, "weights", like=src_t)
+        check_same_device(("src", src_t), ("weights", w))
+        w = w.double()
         if w.ndim == 1:
             w = w.unsqueeze(0)
         if w.ndim != 2 or w.shape[1] != s.shape[1] or w.shape[0] not in (1, batch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import Transform
-from .._checks import as_float_tensor, check_batch_size, check_sizes
+from .._checks import as_float_tensor, check_batch_size, check_dtype, check_sizes
 from .._coords import matrix_to_theta, theta_to_matrix
 from .._errors import ShapeError
 from ._matrix import check_spread, checked_inverse, correspondences, theta_params_grid
@@ -69,8 +69,8 @@ class Affine(Transform):
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> Affine:
-        check_batch_size(batch_size)
-        eye = torch.eye(2, 3, dtype=dtype, device=device)
+        check_batch_size(batch_size, 6)
+        eye = torch.eye(2, 3, dtype=check_dtype(dtype), device=device)
         return cls(eye.expand(batch_size, 2, 3).clone())
 
     @classmethod
@@ -101,8 +101,8 @@ class Affine(Transform):
 
     @classmethod
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-        check_batch_size(batch_size)
-        return torch.eye(2, 3, dtype=dtype, device=device).reshape(1, 6).repeat(batch_size, 1)
+        check_batch_size(batch_size, 6)
+        return torch.eye(2, 3, dtype=check_dtype(dtype), device=device).reshape(1, 6).repeat(batch_size, 1)
 
 
 def _theta(params) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import Transform
-from .._checks import as_float_tensor, check_batch_size, check_sizes
+from .._checks import as_float_tensor, check_batch_size, check_dtype, check_sizes
 from .._coords import apply_matrix, matrix_to_theta, theta_to_matrix
 from .._errors import DegenerateInputError, ShapeError
 from ._matrix import checked_inverse, correspondences, point_normalizer, theta_params_grid
@@ -58,14 +58,19 @@ class Projective(Transform):
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> Projective:
-        check_batch_size(batch_size)
-        return cls(torch.eye(3, dtype=dtype, device=device).expand(batch_size, 3, 3).clone())
+        check_batch_size(batch_size, 9)
+        return cls(torch.eye(3, dtype=check_dtype(dtype), device=device).expand(batch_size, 3, 3).clone())
 
     @classmethod
     def estimate(cls, src, dst, weights=None) -> Projective:
         """Normalised weighted DLT from ``>= 4`` correspondences ``(N, 2)`` / ``(B, N, 2)``; differentiable."""
         s, d, w, dtype = correspondences(src, dst, weights, minimum=4)
         t_src, t_dst = point_normalizer(s, w), point_normalizer(d, w)
+        if not (torch.isfinite(t_src).all() and torch.isfinite(t_dst).all()):
+            raise DegenerateInputError(
+                "src, dst: expected coordinates whose spread float64 can square (below about 1e150), got magnitudes "
+                f"up to {float(torch.maximum(s.abs().max(), d.abs().max())):.3g}"
+            )
         sn, dn = apply_matrix(t_src, s), apply_matrix(t_dst, d)
         x, y = sn[..., 0], sn[..., 1]
         u, v = dn[..., 0], dn[..., 1]
@@ -74,10 +79,13 @@ class Projective(Transform):
         rows_v = torch.stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v], dim=-1)
         root_w = w.sqrt().unsqueeze(-1)
         system = torch.cat([rows_u * root_w, rows_v * root_w], dim=1)  # (B, 2N, 9)
-        eigenvalues, eigenvectors = torch.linalg.eigh(system.transpose(1, 2) @ system)
+        try:
+            eigenvalues, eigenvectors = torch.linalg.eigh(system.transpose(1, 2) @ system)
+        except torch.linalg.LinAlgError:  # coincident points far away: the normalised system is not finite
+            eigenvalues = system.new_zeros(system.shape[0], 9)
         ratio = eigenvalues[:, 1].detach().clamp_min(0) / eigenvalues[:, -1].detach().clamp_min(1e-300)
-        if (ratio <= 1e-14).any():
-            index = int((ratio <= 1e-14).nonzero()[0, 0])
+        if not (ratio > 1e-14).all():
+            index = int((~(ratio > 1e-14)).nonzero()[0, 0])
             raise DegenerateInputError(
                 f"src, dst: expected correspondences that determine a homography, got too many collinear or "
                 f"repeated points at batch index {index}"
@@ -104,8 +112,8 @@ class Projective(Transform):
 
     @classmethod
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-        check_batch_size(batch_size)
-        return torch.eye(3, dtype=dtype, device=device).reshape(1, 9)[:, :8].repeat(batch_size, 1)
+        check_batch_size(batch_size, 8)
+        return torch.eye(3, dtype=check_dtype(dtype), device=device).reshape(1, 9)[:, :8].repeat(batch_size, 1)
 
 
 def _theta(params) -> torch.Tensor:

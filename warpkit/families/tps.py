@@ -28,7 +28,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from .._base import Direction, Transform, parse_to_arguments
-from .._checks import as_float_tensor, check_batch_size, check_output_size, check_size, check_sizes
+from .._checks import as_float_tensor, check_batch_size, check_dtype, check_output_size, check_size, check_sizes
 from .._coords import apply_matrix, normalization_matrix, pixel_grid
 from .._errors import ConvergenceWarning, DegenerateInputError, ShapeError
 from ._matrix import check_spread, correspondences, point_normalizer
@@ -130,7 +130,8 @@ class ThinPlateSpline(Transform):
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> ThinPlateSpline:
-        check_batch_size(batch_size)
+        check_batch_size(batch_size, 80)
+        dtype = check_dtype(dtype)
         centres = _control_grid(4, device).expand(batch_size, -1, -1)
         affine = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64, device=device)
         return cls(centres, torch.zeros_like(centres), affine.expand(batch_size, 3, 2), dtype=dtype)
@@ -180,8 +181,8 @@ class ThinPlateSpline(Transform):
 
     @classmethod
     def identity_params(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-        check_batch_size(batch_size)
-        return _control_grid(4, device).reshape(1, -1).repeat(batch_size, 1).to(dtype)
+        check_batch_size(batch_size, 32)
+        return _control_grid(4, device).reshape(1, -1).repeat(batch_size, 1).to(check_dtype(dtype))
 
     # --- the Transform contract -------------------------------------------------------------
     @property
@@ -252,7 +253,7 @@ class ThinPlateSpline(Transform):
         ``|evaluate(p) - points|``. Differentiable (implicit function theorem at the solution).
         """
         target = points.double()
-        batch = max(target.shape[0], self.batch_size)
+        batch = max(target.shape[0], self.batch_size, 1)
         step = max(1, CHUNK_ELEMENTS // (2 * batch * max(1, self.centres.shape[1])))
         if target.shape[1] <= step:
             return self._solve_chunk(target)
@@ -360,7 +361,7 @@ def _spline(u: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor, affin
 
 def _chunked_spline(u: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     """:func:`_spline` over chunks of points: temporaries of at most :data:`CHUNK_ELEMENTS` per chunk."""
-    batch = max(u.shape[0], centres.shape[0])
+    batch = max(u.shape[0], centres.shape[0], 1)
     step = max(1, CHUNK_ELEMENTS // (2 * batch * max(1, centres.shape[1])))
     if u.shape[1] <= step or torch.compiler.is_compiling():
         return _spline(u, centres, weights, affine)

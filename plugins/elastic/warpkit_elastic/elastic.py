@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_batch_size, check_size
+from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_batch_size, check_dtype, check_size
 
 __all__ = ["Elastic"]
 
@@ -89,7 +89,8 @@ class Elastic(Transform):
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> Elastic:
-        return cls(torch.zeros(batch_size, 4, 4, 2, dtype=dtype, device=device), (2, 2))
+        check_batch_size(batch_size, 32)
+        return cls(torch.zeros(batch_size, 4, 4, 2, dtype=check_dtype(dtype), device=device), (2, 2))
 
     # --- STN parameters ---------------------------------------------------------------------
     @classmethod

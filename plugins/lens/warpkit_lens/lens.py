@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_batch_size, check_size
+from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_batch_size, check_dtype, check_size
 
 __all__ = ["LensDistortion", "distort", "undistort"]
 
@@ -91,7 +91,8 @@ class LensDistortion(Transform):
 
     @classmethod
     def identity(cls, batch_size: int = 1, *, dtype: torch.dtype = torch.float32, device=None) -> LensDistortion:
-        camera = torch.eye(3, dtype=dtype, device=device).expand(batch_size, 3, 3)
+        check_batch_size(batch_size, 13)
+        camera = torch.eye(3, dtype=check_dtype(dtype), device=device).expand(batch_size, 3, 3)
         return cls(camera, torch.zeros(batch_size, 4, dtype=dtype, device=device))
 
     # --- STN parameters: distortion in torch's normalised frame ------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from warpkit.plugin import ShapeError, as_float_tensor
+from warpkit.plugin import ShapeError, as_float_tensor, checked_inverse
 
 __all__ = ["centre_and_half", "check_params", "params_to_matrix", "matrix_to_linear"]
 
@@ -30,10 +30,10 @@ def check_params(params, count: int) -> torch.Tensor:
 def centre_and_half(size, align_corners: bool, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(2,)`` pixel centre and half extent ``(x, y)`` of an image of ``size = (H, W)``."""
     height, width = size
+    if min(height, width) < (2 if align_corners else 1):  # checked on the numbers: tensors may live on meta
+        raise ShapeError(f"size: expected H and W >= {2 if align_corners else 1}, got {size}")
     centre = like.new_tensor([(width - 1) / 2, (height - 1) / 2])
     half = centre if align_corners else like.new_tensor([width / 2, height / 2])
-    if (half <= 0).any():
-        raise ShapeError(f"size: expected H and W >= {2 if align_corners else 1}, got {size}")
     return centre, half
 
 
@@ -43,12 +43,12 @@ def params_to_matrix(linear, translation, src_size, dst_size, align_corners) -> 
     c_dst, _ = centre_and_half(dst_size, align_corners, linear)
     offset = c_src + translation * h_src - linear @ c_dst
     dst_to_src = torch.cat([torch.cat([linear, offset.unsqueeze(-1)], dim=2), _last_row(linear)], dim=1)
-    return torch.linalg.inv(dst_to_src)[:, :2]
+    return checked_inverse(dst_to_src, "params")[:, :2]  # zero scale: a SingularMatrixError naming params
 
 
 def matrix_to_linear(matrix, src_size, dst_size, align_corners) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse of :func:`params_to_matrix`: ``(B, 3, 3)`` pixel matrix -> ``L`` ``(B, 2, 2)``, ``t`` ``(B, 2)``."""
-    dst_to_src = torch.linalg.inv(matrix)
+    dst_to_src = checked_inverse(matrix)
     linear = dst_to_src[:, :2, :2]
     c_src, h_src = centre_and_half(src_size, align_corners, linear)
     c_dst, _ = centre_and_half(dst_size, align_corners, linear)
