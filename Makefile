@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test,fast,demo,onnx]" $(patsubst %/pyproject.toml,./%,$(PLUGINS))
+	$(BIN)/python -m pip install -q -e ".[test,demo,onnx]" $(patsubst %/pyproject.toml,./%,$(PLUGINS))
 	touch $@
 
 report: setup

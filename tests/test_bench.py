@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("numba")
-
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 

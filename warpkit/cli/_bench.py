@@ -1,8 +1,9 @@
 """`warpkit bench`: warpkit's sampler against torch, kornia and OpenCV (also ``python benchmarks/bench.py``).
 
-Measures, in one run, float32 forward and forward+backward medians for the affine cases of the speed targets and a
-thin-plate-spline grid, a plain copy of the output as the floor, peak memory, the largest difference
-between the fast and the reference backend, and the first-call latency (numba compile, cold and cached).
+Measures, in one run, float32 forward and forward+backward medians (with their spread) for the affine cases of the
+speed targets and a thin-plate-spline grid, warpkit on NCHW and on channels-last input, a plain copy of the output
+as the floor, peak memory, the largest difference between the default and the reference backend, and the first-call
+latency in a fresh process (import, first forward, first backward) of the compiled and the reference backend.
 Prints markdown tables of times and ratios and writes a PNG plot.
 """
 
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small cases and short timings (a smoke run)")
     parser.add_argument("--device", default=None, help="cpu or cuda: time the torch backend against torch's "
                         "affine_grid + grid_sample on that device instead (CUDA: after the backend tests)")
-    parser.add_argument("--threads", type=int, default=2, help="torch, numba and OpenCV threads (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="torch (and so warpkit's kernels) and OpenCV threads (default 2)")
     parser.add_argument("--out", metavar="PNG", default=None, help="also write a plot of the ratios to this PNG file")
     parser.add_argument("--plot", dest="out", help=argparse.SUPPRESS)  # the old name of --out
     parser.add_argument("--budget", type=float, default=None, help="seconds of timing per measurement")
@@ -62,16 +63,14 @@ def run(args: argparse.Namespace) -> int:
 
         return bench_backends(["--device", args.device, "--rounds", "2" if args.quick else "3"])
     import cv2
-    import numba
     import torch
 
-    from .. import _fast
+    from .. import _native
 
-    if not _fast.enabled():
-        print("warpkit bench: the fast backend is not available (install numba, unset WARPKIT_BACKEND)", file=sys.stderr)
-        return 2
-    torch.set_num_threads(args.threads)
-    numba.set_num_threads(args.threads)
+    if not _native.available():
+        print(f"warpkit bench: the compiled CPU kernels are not available ({_native.load_error()}); "
+              "warpkit's numbers are its fallback backend's", file=sys.stderr)
+    torch.set_num_threads(args.threads)  # the compiled kernels follow torch's thread count
     cv2.setNumThreads(args.threads)
     budget = args.budget if args.budget is not None else (0.2 if args.quick else 0.6)
     started = time.perf_counter()
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     print(_tables(rows, args.interpolation))
     if not args.no_latency:
         print()
-        print(_latency(cold=not args.quick))
+        print(_latency(rounds=1 if args.quick else 3))
     if args.out:
         _plot(rows, args.out, args.interpolation)
         print(f"\nplot: {args.out}")
@@ -107,9 +106,10 @@ def _bench_case(label, kind, shape, budget, mode):
     n, c, h, w = shape
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(n, c, h, w, generator=gen)
+    image_cl = image.contiguous(memory_format=torch.channels_last)
     grad_out = torch.randn(n, c, h, w, generator=gen)
     copy_target = torch.empty_like(image)
-    times, peak = {}, {}
+    times, spread, peak = {}, {}, {}
     cv2_flag = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}[mode]
     # cv2's cubic takes at most 4 channels a call: more go in groups of 4, as a cv2 user would do it
     group = 4 if mode == "bicubic" else c
@@ -134,6 +134,9 @@ def _bench_case(label, kind, shape, budget, mode):
         def ours_fwd(img=image, m=matrix):
             return wk.warp(img, wk.Affine(m), interpolation=mode)
 
+        def ours_cl_fwd(img=image_cl, m=matrix):
+            return wk.warp(img, wk.Affine(m), interpolation=mode)
+
         params = {"torch": theta, "kornia": matrix, "warpkit": matrix}
     else:
         grid = _tps_grid(n, (h, w), gen)
@@ -152,22 +155,30 @@ def _bench_case(label, kind, shape, budget, mode):
         def ours_fwd(img=image, g=grid):
             return wk.sample(img, g, interpolation=mode)
 
+        def ours_cl_fwd(img=image_cl, g=grid):
+            return wk.sample(img, g, interpolation=mode)
+
         params = {"torch": normalised, "kornia": grid, "warpkit": grid}
 
     forwards = {"copy": lambda: copy_target.copy_(image), "torch": torch_fwd, "kornia": kornia_fwd,
-                "cv2": cv2_fwd, "warpkit": ours_fwd}
-    for name, fn in forwards.items():
-        with torch.no_grad():
-            times[name] = _median_ms(fn, budget)
-    for name, fn in (("torch", torch_fwd), ("kornia", kornia_fwd), ("warpkit", ours_fwd)):
-        step = _backward_step(fn, image, params[name], grad_out)
-        times[name + " fwd+bwd"] = _median_ms(step, budget)
-        peak[name] = _peak_rss_mib(step)
+                "cv2": cv2_fwd, "warpkit": ours_fwd, "warpkit cl": ours_cl_fwd}
+    steps = {name + " fwd+bwd": _backward_step(fn, img, params[key], grad_out)
+             for name, fn, img, key in (("torch", torch_fwd, image, "torch"), ("kornia", kornia_fwd, image, "kornia"),
+                                        ("warpkit", ours_fwd, image, "warpkit"),
+                                        ("warpkit cl", ours_cl_fwd, image_cl, "warpkit"))}
+    # interleaved rounds: every library sees the same machine load (a busy machine slows all of them alike)
+    samples = _interleaved({**{k: _no_grad(f) for k, f in forwards.items()}, **steps}, budget)
+    for name, values in samples.items():
+        times[name] = 1e3 * statistics.median(values)
+        spread[name] = _spread(values)
+    for name in ("torch", "kornia", "warpkit", "warpkit cl"):
+        peak[name] = _peak_rss_mib(steps[name + " fwd+bwd"])
     with torch.no_grad():
         peak["warpkit fwd"] = _peak_rss_mib(ours_fwd)
+        peak["warpkit cl fwd"] = _peak_rss_mib(ours_cl_fwd)
         peak["torch fwd"] = _peak_rss_mib(torch_fwd)
-    diff = _fast_vs_reference(ours_fwd, image, params["warpkit"], grad_out)
-    return {"label": label, "times": times, "peak": peak, "diff": diff}
+    diff = _default_vs_reference(ours_fwd, image, params["warpkit"], grad_out)
+    return {"label": label, "times": times, "spread": spread, "peak": peak, "diff": diff}
 
 
 def _random_affines(n, size, gen):
@@ -209,9 +220,9 @@ def _backward_step(forward, image, param, grad_out):
     return step
 
 
-def _fast_vs_reference(forward, image, param, grad_out):
-    """Largest errors of the fast and of the reference float32 backends against float64 reference math:
-    ``[fast out, reference out, fast d image, reference d image]``; gradients relative to their largest value."""
+def _default_vs_reference(forward, image, param, grad_out):
+    """Largest errors of the default (compiled) and of the reference float32 backends against float64 reference math:
+    ``[default out, reference out, default d image, reference d image]``; gradients relative to their largest value."""
     results = {}
     for backend, dtype in (("auto", image.dtype), ("reference", image.dtype), ("reference", "float64")):
         with _backend(backend):
@@ -248,6 +259,39 @@ def _backend(name: str):
             os.environ.pop("WARPKIT_BACKEND", None)
         else:
             os.environ["WARPKIT_BACKEND"] = saved
+
+
+def _no_grad(fn):
+    import torch
+
+    def run():
+        with torch.no_grad():
+            return fn()
+
+    return run
+
+
+def _interleaved(fns, budget):
+    """Seconds per call of each function, measured in rounds that call each once (after a warm-up call), until
+    ``budget`` seconds per function have passed (3 to 30 rounds)."""
+    for fn in fns.values():
+        fn()
+    samples = {name: [] for name in fns}
+    spent = 0.0
+    while len(samples[next(iter(fns))]) < 3 or (spent < budget * len(fns) and len(samples[next(iter(fns))]) < 30):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            took = time.perf_counter() - start
+            samples[name].append(took)
+            spent += took
+    return samples
+
+
+def _spread(values):
+    """Interquartile range relative to the median: how much the timings of one measurement scatter."""
+    q = statistics.quantiles(values, n=4) if len(values) >= 2 else [values[0]] * 3
+    return (q[2] - q[0]) / max(statistics.median(values), 1e-12)
 
 
 def _median_ms(fn, budget):
@@ -321,26 +365,38 @@ out = wk.warp(x, wk.Affine(m))
 t2 = time.perf_counter()
 out.sum().backward()
 t3 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2)
+print(t1 - t0, t2 - t1, t3 - t2, wk.last_backend() if hasattr(wk, "last_backend") else "?")
 """
 
 
-def _latency(cold: bool) -> str:
-    lines = ["First call (fresh process, float32 bilinear warp, 2x3x32x32): import / first forward / first backward"]
-    runs = [("cached kernels (numba cache=True)", None)]
-    if cold:
-        runs.append(("cold compile (empty numba cache)", tempfile.mkdtemp(prefix="warpkit-numba-")))
-    for name, cache_dir in runs:
-        env = dict(os.environ)
-        if cache_dir:
-            env["NUMBA_CACHE_DIR"] = cache_dir
-        result = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True,
-                                timeout=600)
-        if result.returncode != 0:
-            lines.append(f"- {name}: failed: {result.stderr.strip().splitlines()[-1:]}")
+def _latency(rounds: int) -> str:
+    """First call in fresh processes, per backend: median over ``rounds`` processes (run alternately)."""
+    lines = ["First call (fresh process, float32 bilinear warp 2x3x32x32, forward and backward): median of "
+             f"{rounds} process(es), import / first forward / first backward"]
+    runs: dict[str, list[tuple[float, float, float]]] = {"native": [], "reference": []}
+    ran = {}
+    # as a user runs it: with Python's bytecode cache (one warm-up process writes it)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, timeout=600)
+    for _ in range(rounds):
+        for name in runs:
+            env["WARPKIT_BACKEND"] = name
+            result = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True,
+                                    timeout=600)
+            if result.returncode != 0:
+                ran[name] = f"failed: {result.stderr.strip().splitlines()[-1:]}"
+                continue
+            *numbers, ran[name] = result.stdout.split()
+            runs[name].append(tuple(float(v) for v in numbers))
+    for name, values in runs.items():
+        if not values:
+            lines.append(f"- {name}: {ran.get(name)}")
             continue
-        t_import, t_fwd, t_bwd = (float(v) for v in result.stdout.split())
-        lines.append(f"- {name}: {t_import:.2f} s / {t_fwd:.2f} s / {t_bwd:.2f} s")
+        t_import, t_fwd, t_bwd = (1e3 * statistics.median(v[k] for v in values) for k in range(3))
+        lines.append(f"- {name} (ran: {ran[name]}): {t_import:.0f} ms / {t_fwd:.1f} ms / {t_bwd:.1f} ms")
+    if runs["native"] and runs["reference"]:
+        extra = [1e3 * statistics.median((v[1] + v[2]) for v in runs[name]) for name in ("native", "reference")]
+        lines.append(f"- first forward + backward, native minus reference: {extra[0] - extra[1]:+.1f} ms")
     return "\n".join(lines)
 
 
@@ -350,8 +406,9 @@ def _latency(cold: bool) -> str:
 def _machine(threads: int) -> str:
     import cv2
     import kornia
-    import numba
     import torch
+
+    from .. import _native
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -361,46 +418,55 @@ def _machine(threads: int) -> str:
         pass
     return (
         f"Machine: {cpu}, {os.cpu_count()} logical CPUs, {threads} threads; Python {platform.python_version()}, "
-        f"torch {torch.__version__}, numba {numba.__version__}, OpenCV {cv2.__version__}, kornia {kornia.__version__}"
+        f"torch {torch.__version__}, OpenCV {cv2.__version__}, kornia {kornia.__version__}; compiled kernels: "
+        f"{_native.build_info() or _native.load_error()}"
     )
 
 
 def _tables(rows, mode) -> str:
+    def ms(r, key):
+        return f"{r['times'][key]:.2f} ±{100 * r['spread'][key]:.0f}%"
+
     out = [
-        f"Forward, float32, {mode}, zeros padding: median ms (ratio = other / warpkit; > 1 means warpkit is faster)",
+        f"Forward, float32, {mode}, zeros padding: median ms ±interquartile range (ratio = other / warpkit; > 1 means "
+        "warpkit is faster). warpkit on NCHW and on channels-last (CL) input; cv2 always gets HWC arrays (its layout)",
         "",
-        "| case | copy | torch | kornia | cv2 | warpkit | vs torch | vs kornia | vs cv2 | warpkit / copy |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| case | copy | torch | kornia | cv2 | warpkit | warpkit CL | vs torch | CL vs torch | vs kornia | vs cv2 "
+        "| CL vs cv2 | warpkit / copy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["times"]
-        ours = t["warpkit"]
+        ours, cl = t["warpkit"], t["warpkit cl"]
         out.append(
-            f"| {r['label']} | {t['copy']:.2f} | {t['torch']:.2f} | {t['kornia']:.2f} | {t['cv2']:.2f} | "
-            f"{ours:.2f} | {t['torch'] / ours:.1f}x | {t['kornia'] / ours:.1f}x | {t['cv2'] / ours:.2f}x | "
-            f"{ours / t['copy']:.1f} |"
+            f"| {r['label']} | {ms(r, 'copy')} | {ms(r, 'torch')} | {ms(r, 'kornia')} | {ms(r, 'cv2')} | "
+            f"{ms(r, 'warpkit')} | {ms(r, 'warpkit cl')} | {t['torch'] / ours:.2f}x | {t['torch'] / cl:.2f}x | "
+            f"{t['kornia'] / ours:.2f}x | {t['cv2'] / ours:.2f}x | {t['cv2'] / cl:.2f}x | {ours / t['copy']:.1f} |"
         )
     out += [
         "",
-        "Forward + backward (gradients for the image and the matrix / grid): median ms, peak RSS MiB",
+        "Forward + backward (gradients for the image and the matrix / grid): median ms ±interquartile range, "
+        "peak RSS MiB",
         "",
-        "| case | torch | kornia | warpkit | vs torch | vs kornia | peak MiB torch fwd / fwd+bwd | peak MiB warpkit fwd / fwd+bwd |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | torch | kornia | warpkit | warpkit CL | vs torch | CL vs torch | vs kornia "
+        "| peak MiB torch fwd / fwd+bwd | warpkit fwd / fwd+bwd | warpkit CL fwd / fwd+bwd |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        t, p, d = r["times"], r["peak"], r["diff"]
-        ours = t["warpkit fwd+bwd"]
+        t, p = r["times"], r["peak"]
+        ours, cl = t["warpkit fwd+bwd"], t["warpkit cl fwd+bwd"]
         out.append(
-            f"| {r['label']} | {t['torch fwd+bwd']:.2f} | {t['kornia fwd+bwd']:.2f} | {ours:.2f} | "
-            f"{t['torch fwd+bwd'] / ours:.1f}x | {t['kornia fwd+bwd'] / ours:.1f}x | "
-            f"{p['torch fwd']:.1f} / {p['torch']:.1f} | {p['warpkit fwd']:.1f} / {p['warpkit']:.1f} |"
+            f"| {r['label']} | {ms(r, 'torch fwd+bwd')} | {ms(r, 'kornia fwd+bwd')} | {ms(r, 'warpkit fwd+bwd')} | "
+            f"{ms(r, 'warpkit cl fwd+bwd')} | {t['torch fwd+bwd'] / ours:.2f}x | {t['torch fwd+bwd'] / cl:.2f}x | "
+            f"{t['kornia fwd+bwd'] / ours:.2f}x | {p['torch fwd']:.1f} / {p['torch']:.1f} | "
+            f"{p['warpkit fwd']:.1f} / {p['warpkit']:.1f} | {p['warpkit cl fwd']:.1f} / {p['warpkit cl']:.1f} |"
         )
     out += [
         "",
-        "Accuracy against float64 math (max |error|; d image relative to its largest value): the fast kernels",
-        "are at least as close as the float32 reference backend",
+        "Accuracy against float64 math (max |error|; d image relative to its largest value): the default backend",
+        "(the compiled kernels) against the float32 reference backend",
         "",
-        "| case | out, fast | out, reference | d image, fast | d image, reference |",
+        "| case | out, default | out, reference | d image, default | d image, reference |",
         "|---|---|---|---|---|",
     ]
     for r in rows:
@@ -419,6 +485,7 @@ def _plot(rows, path, mode):
     series = {
         "forward vs torch": [r["times"]["torch"] / r["times"]["warpkit"] for r in rows],
         "forward vs cv2": [r["times"]["cv2"] / r["times"]["warpkit"] for r in rows],
+        "CL forward vs cv2": [r["times"]["cv2"] / r["times"]["warpkit cl"] for r in rows],
         "fwd+bwd vs torch": [r["times"]["torch fwd+bwd"] / r["times"]["warpkit fwd+bwd"] for r in rows],
     }
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -428,7 +495,7 @@ def _plot(rows, path, mode):
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(rows))], labels, fontsize=8)
     ax.set_ylabel("speed-up of warpkit (x)")
-    ax.set_title(f"warpkit fast CPU backend, float32 {mode}")
+    ax.set_title(f"warpkit compiled CPU kernels, float32 {mode}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
