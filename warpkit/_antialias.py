@@ -29,17 +29,21 @@ from ._pyramid import build_pyramid, max_level, to_level
 from ._sampler import prepare_fill, sample
 from ._warp import warp
 
-__all__ = ["warp_antialiased", "sample_antialiased", "source_jacobian", "MAX_PROBES"]
+__all__ = ["warp_antialiased", "sample_antialiased", "source_jacobian", "grid_differences"]
 
-#: Most probes along a footprint's major axis; beyond ``MAX_PROBES`` times anisotropy a pixel uses a
-#: coarser level (blurs across the minor axis rather than aliasing along the major one).
-MAX_PROBES = 8
-#: A sub-footprint longer than ANISOTROPY times its width reads a coarser level.
+#: Most probes along one of J's columns, and in all; a longer footprint reads coarser levels instead.
+MAX_PROBES_PER_AXIS = 8
+MAX_PROBES = 16
+#: From this shrink on (the shorter column of J, in source pixels) the footprint is cut in 2 x 2, not 4 x 4.
+COARSE_FROM = 4.0
+#: A sub-footprint longer than ANISOTROPY times its width reads a coarser level (blurs across rather than
+#: aliases along it).
 ANISOTROPY = 4.0
-#: The sub-footprint's variance is widened by this factor: measured closer to the box-footprint ground
-#: truth than the exact variance (a wider smooth filter stands in better for a box not aligned with the
-#: pyramid's boxes), see benchmarks/antialias.py.
-SPREAD = 1.5
+#: The sub-footprint's variance is widened by these factors (4 x 4 probes, 2 x 2 probes) before the level
+#: is chosen: measured closer to the box-footprint ground truth than the exact variance (a smooth filter
+#: stands in better for a box that is not aligned with the pyramid's boxes), and 2.25 makes a 4x shrink
+#: read levels 1 and 2 rather than 0 and 1 (half the cost); see benchmarks/antialias.py.
+SPREAD = (1.5, 2.25)
 
 
 def warp_antialiased(
@@ -82,7 +86,7 @@ def sample_antialiased(
     Args:
         image: ``(B, C, H, W)`` floating tensor.
         grid: ``(B, H_out, W_out, 2)`` source points (batch 1 broadcasts).
-        jacobian: ``(B, H_out, W_out, 2, 2)`` with ``jacobian[..., r, c]`` the derivative of source
+        jacobian: ``(B, H_out, W_out, 2, 2)`` (or broadcastable to it) with ``jacobian[..., r, c]`` the derivative of source
             coordinate ``r`` (x, y) along destination axis ``c`` (x, y); None takes finite differences of
             ``grid``.
 
@@ -96,7 +100,8 @@ def sample_antialiased(
 
 
 def source_jacobian(transform: Transform, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``grid`` ``(B, H, W, 2)`` and its Jacobian ``(B, H, W, 2, 2)`` (see :func:`sample_antialiased`)."""
+    """``grid`` ``(B, H, W, 2)`` and its Jacobian ``(B, H, W, 2, 2)`` (see :func:`sample_antialiased`);
+    for affine maps the Jacobian is ``(B, 1, 1, 2, 2)``, the same at every pixel."""
     grid = transform.grid(size)
     if transform.has_matrix:
         # x = (A p)_xy / (A p)_w with A the destination -> source matrix: dx/dp = (A_xy - x A_w) / (A p)_w
@@ -104,6 +109,8 @@ def source_jacobian(transform: Transform, size: tuple[int, int]) -> tuple[torch.
         height, width = size
         ys = torch.arange(height, dtype=grid.dtype, device=grid.device).reshape(1, height, 1)
         xs = torch.arange(width, dtype=grid.dtype, device=grid.device).reshape(1, 1, width)
+        if bool((inverse[:, 2, :2] == 0).all()):  # affine: one Jacobian for every pixel, (B', 1, 1, 2, 2)
+            return grid, (inverse[:, :2, :2] / inverse[:, 2:, 2:]).reshape(-1, 1, 1, 2, 2)
         row = lambda r: inverse[:, r].reshape(-1, 1, 1, 3)  # noqa: E731
         w = row(2)[..., 0] * xs + row(2)[..., 1] * ys + row(2)[..., 2]  # (B', H, W)
         top = torch.stack([row(0)[..., :2], row(1)[..., :2]], dim=-2)  # (B', 1, 1, 2, 2)
@@ -152,12 +159,17 @@ def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill) -> 
         return plain()
 
     # Probes on a grid aligned with J's columns cut the footprint into n_x x n_y sub-parallelograms, each
-    # read from the pyramid levels whose boxes match its size.
+    # read from the pyramid levels whose boxes match its size. Below a 4x shrink the sub-footprints are
+    # a quarter of the footprint (at least half a pixel): the bilinear reads then integrate the footprint
+    # almost exactly. From 4x on, halves: the box levels do the averaging, at a quarter of the reads.
     lengths = [torch.sqrt(jac[..., 0, c] ** 2 + jac[..., 1, c] ** 2) for c in (0, 1)]
-    target = torch.minimum(lengths[0], lengths[1]).div(2).clamp_min(1)  # sub-footprint side wanted
-    counts = [_probe_count(length / target, shrinks) for length in lengths]
+    shortest = torch.minimum(lengths[0], lengths[1])
+    coarse = shortest >= COARSE_FROM * (1 - 1e-5)  # float32 matrices land a hair off exact factors
+    target = torch.where(coarse, shortest / 2, shortest / 4).clamp_min(0.5)
+    counts = _probe_counts([length / target for length in lengths], shrinks)
     sub_major, sub_minor = _eigenvalues(jac / jac.new_tensor(counts))
-    sub_major, sub_minor = SPREAD * sub_major, SPREAD * sub_minor
+    spread = torch.where(coarse, SPREAD[1], SPREAD[0]).to(work)
+    sub_major, sub_minor = spread * sub_major, spread * sub_minor
     # A long sub-footprint reads a coarser level: blur across it rather than alias along it.
     minor = torch.maximum(sub_minor, sub_major / ANISOTROPY)
     # Level k's bilinear read has variance (3 4^k - 1) / 12 per axis; blending levels k0 and k0 + 1
@@ -170,25 +182,72 @@ def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill) -> 
 
     ticks = [(torch.arange(n, dtype=work, device=grid.device) + 0.5) / n - 0.5 for n in counts]
     unit = torch.stack(torch.meshgrid(*ticks, indexing="xy"), dim=-1).reshape(-1, 2)  # (n, 2) in the unit square
-    points = grid.to(work).unsqueeze(1) + torch.einsum("bhwrc,nc->bnhwr", jac, unit)  # (Bg, n, H, W, 2)
+    probes = _Probes(grid.to(work), jac, unit)
 
     present = [int(k) for k in torch.unique(k0[shrinks])]
     fill_t = prepare_fill(fill, padding, image)
     pyramid = build_pyramid(image, min(max(present) + 2, top + 1), padding, fill_t)
-    read = lambda level, pts: _read(pyramid, level, pts, interpolation, padding, fill)  # noqa: E731
+
+    def read(level: int, features: torch.Tensor) -> torch.Tensor:
+        """Mean of ``level`` read at the probes of ``(Bg, P, m)`` features: ``(B, C, P)``."""
+        coords = features @ probes.weights(level)  # (Bg, P, 2n): each pixel's probes side by side
+        batch, pixels = coords.shape[:2]
+        n = unit.shape[0]
+        values = sample(pyramid[level], coords.reshape(batch, 1, pixels * n, 2),
+                        interpolation=interpolation, padding=padding, fill=fill)
+        # The mean over a pixel's probes as a product with 1/n weights: 4x faster than mean(-1) over 4 probes.
+        return values.reshape(values.shape[0], values.shape[1], pixels, n) @ values.new_full((n,), 1 / n)
+
+    height, width = grid.shape[1:3]
     if len(present) == 1 and bool(shrinks.all()):  # one pair of levels for the whole output (affine maps)
         k = present[0]
-        low, high = read(k, points), read(min(k + 1, top), points)
-        return low + blend.unsqueeze(1).to(low.dtype) * (high - low)
-    filtered = _grouped(points, k0, blend, present, top, read)
+        low, high = read(k, probes.features), read(min(k + 1, top), probes.features)
+        filtered = low + blend.reshape(blend.shape[0], 1, -1).to(low.dtype) * (high - low)
+        return filtered.reshape(*filtered.shape[:2], height, width)
+    full = grid.shape[:3]
+    filtered = _grouped(probes.features, k0.expand(full), blend.expand(full), present, top, read)
+    filtered = filtered.reshape(*filtered.shape[:2], height, width)
     return torch.where(shrinks.unsqueeze(1), filtered.to(image.dtype), plain())
 
 
-def _grouped(points, k0, blend, present, top, read) -> torch.Tensor:
+class _Probes:
+    """Each pixel's probe points on any level, as one matrix product ``features @ weights(level)``.
+
+    Probe ``i`` of a pixel sits at ``grid + J unit[i]`` (source pixels), which is ``(that + 0.5) / 2^k - 0.5``
+    on level ``k``. Written as a product of per-pixel features with a small matrix (a GEMM) because the
+    broadcast sum over ``(n, 2)``-sized inner dimensions measured 10x slower on CPU.
+    """
+
+    def __init__(self, grid: torch.Tensor, jac: torch.Tensor, unit: torch.Tensor):
+        batch, height, width, _ = grid.shape
+        ones = grid.new_ones(batch, height * width, 1)
+        self.unit = unit
+        self.uniform = jac.shape[1] == 1 and jac.shape[2] == 1  # affine: J folds into the weights
+        if self.uniform:
+            self.jac = jac.reshape(-1, 2, 2)
+            self.features = torch.cat([grid.reshape(batch, -1, 2), ones], dim=-1)  # (Bg, P, 3)
+        else:
+            flat_jac = jac.expand(batch, height, width, 2, 2).reshape(batch, -1, 4)
+            self.features = torch.cat([grid.reshape(batch, -1, 2), flat_jac, ones], dim=-1)  # (Bg, P, 7)
+
+    def weights(self, level: int) -> torch.Tensor:
+        """``(3, 2n)`` per batch (affine) or ``(7, 2n)`` weights giving level ``level``'s coordinates."""
+        n = self.unit.shape[0]
+        scale = 2.0**level
+        eye = torch.eye(2, dtype=self.unit.dtype, device=self.unit.device)
+        take_grid = eye.repeat(1, n) / scale  # (2, 2n): x -> every probe's x, y -> every probe's y
+        shift = 0.5 / scale - 0.5
+        if self.uniform:
+            offsets = torch.einsum("brc,nc->bnr", self.jac, self.unit).reshape(-1, 1, 2 * n)  # (B', 1, 2n)
+            return torch.cat([take_grid.expand(offsets.shape[0], 2, 2 * n), offsets / scale + shift], dim=1)
+        # row (r, c) of J contributes unit[i, c] to probe i's coordinate r
+        take_jac = torch.einsum("nc,rs->rcns", self.unit, eye).reshape(4, 2 * n) / scale
+        return torch.cat([take_grid, take_jac, take_grid.new_full((1, 2 * n), shift)], dim=0)
+
+
+def _grouped(features, k0, blend, present, top, read) -> torch.Tensor:
     """Read each pixel at its own pair of levels: pixels gathered per level, results scattered back."""
-    batch, n, height, width, _ = points.shape
-    pixels = height * width
-    flat_points = points.reshape(batch, n, pixels, 2)
+    batch, pixels, m = features.shape
     flat_k0 = k0.reshape(batch, pixels)
     flat_blend = blend.reshape(batch, pixels)
     out = None
@@ -198,25 +257,15 @@ def _grouped(points, k0, blend, present, top, read) -> torch.Tensor:
         # Pixels of this level first (stable order), padded per batch to the largest count.
         order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :count]
         valid = mask.gather(1, order)
-        pts = flat_points.gather(2, order.reshape(batch, 1, count, 1).expand(batch, n, count, 2))
-        pts = pts.unsqueeze(2)  # (Bg, n, 1, count, 2): a 1-row image per probe
-        low, high = read(k, pts), read(min(k + 1, top), pts)  # (B, C, 1, count)
-        weight = flat_blend.gather(1, order).reshape(batch, 1, 1, count).to(low.dtype)
-        value = (low + weight * (high - low)) * valid.reshape(batch, 1, 1, count)
-        value = value.reshape(value.shape[0], value.shape[1], count)
+        chosen = features.gather(1, order.unsqueeze(-1).expand(batch, count, m))
+        low, high = read(k, chosen), read(min(k + 1, top), chosen)  # (B, C, count)
+        weight = flat_blend.gather(1, order).reshape(batch, 1, count).to(low.dtype)
+        value = (low + weight * (high - low)) * valid.reshape(batch, 1, count)
         if out is None:
             out = value.new_zeros(value.shape[0], value.shape[1], pixels)
         index = order.reshape(batch, 1, count).expand(value.shape[0], value.shape[1], count)
         out = out.scatter_add(2, index, value)
-    return out.reshape(out.shape[0], out.shape[1], height, width)
-
-
-def _read(pyramid, level: int, points: torch.Tensor, interpolation, padding, fill) -> torch.Tensor:
-    """Mean over the probes of ``points`` ``(Bg, n, H, W, 2)`` (source pixels) read on ``level``: ``(B, C, H, W)``."""
-    batch, n, height, width, _ = points.shape
-    coords = to_level(points, level).reshape(batch, n * height, width, 2)
-    values = sample(pyramid[level], coords, interpolation=interpolation, padding=padding, fill=fill)
-    return values.reshape(values.shape[0], values.shape[1], n, height, width).mean(2)
+    return out
 
 
 def _eigenvalues(jac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,7 +278,13 @@ def _eigenvalues(jac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (a + d + spread) / 2, ((a + d - spread) / 2).clamp_min(0)
 
 
-def _probe_count(ratio: torch.Tensor, shrinks: torch.Tensor) -> int:
-    """Probes along one of J's columns: the largest ``ratio`` (column length / wanted sub-footprint side)."""
-    ratio = torch.where(shrinks, ratio, torch.zeros_like(ratio))
-    return int(min(MAX_PROBES, max(1, math.ceil(float(ratio.max()) - 1e-6))))
+def _probe_counts(ratios: list[torch.Tensor], shrinks: torch.Tensor) -> list[int]:
+    """Probes along each of J's columns (one count for the whole call): the largest ``ratio`` (column
+    length over the wanted sub-footprint side), at most MAX_PROBES_PER_AXIS each, MAX_PROBES in all."""
+    counts = []
+    for ratio in ratios:
+        ratio = torch.where(shrinks, ratio, torch.zeros_like(ratio)).detach()
+        counts.append(int(min(MAX_PROBES_PER_AXIS, max(1, math.ceil(float(ratio.max()) - 1e-6)))))
+    while counts[0] * counts[1] > MAX_PROBES:  # a long footprint: fewer, coarser probes (see ANISOTROPY)
+        counts[counts.index(max(counts))] -= 1
+    return counts
