@@ -146,6 +146,10 @@ def test_composed_transforms_index_each_part():
     points = _points(3).float()
     torch.testing.assert_close(composed[1].transform_points(points[1:2]), composed.transform_points(points)[1:2])
     assert composed.to(torch.float64).dtype == torch.float64
+    single = composed.to(torch.float32)
+    spline = single.parts[0]
+    assert spline.dtype == torch.float32 and spline.centres.dtype == torch.float64  # the spline keeps float64
+    assert bool(wk.Affine.identity(0)) and len(wk.Affine.identity(0)) == 0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

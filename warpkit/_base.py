@@ -199,6 +199,9 @@ class Transform:
     def __len__(self) -> int:
         return self.batch_size
 
+    def __bool__(self) -> bool:  # an empty batch is still a transform: `if transform:` must not test its length
+        return True
+
     def __getitem__(self: _T, index: int | slice | torch.Tensor | list[int]) -> _T:
         """Batch members as a transform of the same family: ``T[i]`` (a batch of 1), ``T[a:b]``, ``T[[0, 2]]``,
         ``T[mask]``. Needs ``batch_fields`` (or an override)."""
@@ -340,6 +343,11 @@ class Composed(Transform):
         from .families.affine import Affine
 
         return cls([Affine.identity(batch_size, dtype=dtype, device=device)])
+
+    def to(self, *args: Any, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Composed:
+        """Each part moved with its own ``to`` (a part may keep an internal precision)."""
+        device, dtype = parse_to_arguments(args, device, dtype)
+        return Composed([t.to(device=device, dtype=dtype) for t in self.parts])
 
     def __getitem__(self, index: int | slice | torch.Tensor | list[int]) -> Composed:
         selector = _batch_selector(index, self.batch_size)
