@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ._coords import apply_matrix, pixel_grid
 from ._modes import Interpolation, Padding
-from ._reference import COORD_LIMIT, CUBIC_A
+from ._reference import COORD_LIMIT, CUBIC_A, taps
 
 __all__ = ["torch_sample", "matrix_grid"]
 
@@ -74,7 +74,7 @@ def torch_sample(
         # ones read the same everywhere (and autograd sums their gradients back into the one).
         img = img.expand(-1, -1, max(height, 2), max(width, 2))
         height, width = img.shape[-2:]
-    grid = finite = None
+    grid = finite = band = None
     exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()  # ONNX opset 17 has no nan_to_num
     if use_matrix and affine and mode is not Interpolation.NEAREST and pad is not Padding.WRAP and not exporting:
         # F.affine_grid's one fused op gives the normalised points directly, when no folding is needed.
@@ -87,9 +87,11 @@ def torch_sample(
                 grid = _keep_far_points_out(grid, height, width)
     if grid is None:
         pixels = matrix_grid(coords, size, affine) if use_matrix else coords
-        img, grid, finite = _pixel_frame(img, pixels, mode, pad, align)
+        img, grid, finite, band = _pixel_frame(img, pixels, mode, pad, align)
 
     out = _grid_sample(img, grid, mode, pad, align)
+    if band is not None:
+        out = _wrap_band(out, img, band, mode)
     if finite is not None and pad not in (Padding.ZEROS, Padding.CONSTANT):
         out = out * finite.unsqueeze(1)  # non-finite points read 0 in these modes, with zero gradient
     if pad is Padding.CONSTANT:
@@ -162,15 +164,46 @@ def _pixel_frame(img, pixels, mode, pad, align):
                             lambda: pixels.new_tensor([_period(pad, width), _period(pad, height)]))
         pixels = torch.remainder(pixels, periods)
     lo = hi = 0
-    if pad is Padding.WRAP:
-        lo, hi = _REACH[mode]
-        img = _wrap_pad(img, lo, hi)
+    band = None
+    if pad is Padding.WRAP and mode is not Interpolation.NEAREST:  # nearest's rounded points read inside
+        if _host_checks_allowed(pixels):
+            band = pixels  # the few points whose taps cross an edge are read again by _wrap_band
+        else:  # a padded copy of the image: no data-dependent shapes on accelerators or in graphs
+            lo, hi = _REACH[mode]
+            img = _wrap_pad(img, lo, hi)
     grid = _normalise(pixels, height + lo + hi, width + lo + hi, lo, align)
-    return img, grid, finite
+    return img, grid, finite, band
 
 
 def _period(pad: Padding, n: int) -> int:
     return {Padding.REFLECT: 2 * n, Padding.REFLECT101: 2 * n - 2, Padding.WRAP: n}[pad]
+
+
+def _wrap_band(out: torch.Tensor, img: torch.Tensor, pixels: torch.Tensor, mode: Interpolation) -> torch.Tensor:
+    """Redo, with every tap wrapped, the pixels of ``out`` whose points (folded into the image) have taps past
+    an edge; ``grid_sample`` read those taps as zeros. Only a band about one source pixel wide is redone, so
+    no padded copy of the image is made (measured: the copy made ``wrap`` 0.5x torch's speed in 1.6x its
+    memory)."""
+    batch = out.shape[0]
+    height, width = img.shape[-2:]
+    points = pixels.expand(batch, -1, -1, -1)
+    lo, hi = _REACH[mode]
+    base = torch.floor(points)
+    crosses = (base[..., 0] - lo < 0) | (base[..., 0] + hi > width - 1) | (base[..., 1] - lo < 0)
+    crosses = crosses | (base[..., 1] + hi > height - 1)
+    b, i, j = crosses.nonzero(as_tuple=True)
+    if b.numel() == 0:
+        return out
+    x, y = points[b, i, j, 0], points[b, i, j, 1]
+    source = b if img.shape[0] == batch else torch.zeros_like(b)
+    rows, cols = taps(y, mode), taps(x, mode)
+    # all taps in one gather: its backward is then one scatter into one image-sized gradient
+    row = torch.stack([r.remainder(height) for r, _ in rows for _ in cols], 1)
+    col = torch.stack([c.remainder(width) for _ in rows for c, _ in cols], 1)
+    weight = torch.stack([wy * wx for _, wy in rows for _, wx in cols], 1)
+    value = (weight.unsqueeze(-1) * img[source.unsqueeze(1), :, row, col]).sum(1)
+    out.permute(0, 2, 3, 1)[b, i, j] = value.to(out.dtype)
+    return out
 
 
 def _wrap_pad(img: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
