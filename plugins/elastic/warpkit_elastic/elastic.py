@@ -108,7 +108,10 @@ class Elastic(Transform):
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         half = _half_extent(src_size, dst_size, align_corners, self.coefficients)
         if self.native is Direction.FORWARD or self.extent != check_size(src_size, "src_size"):
-            raise ShapeError("src_size: to_params needs a destination -> source field over an image of src_size")
+            raise ShapeError(
+                f"src_size: expected the size {self.extent} of a destination -> source field (what to_params reads), "
+                f"got {src_size} for a {self.native.value} field"
+            )
         return (self.coefficients / half).reshape(self.batch_size, -1)
 
     @classmethod
@@ -194,5 +197,5 @@ def _basis(t: torch.Tensor):
 def _half_extent(src_size, dst_size, align_corners: bool, like: torch.Tensor) -> torch.Tensor:
     height, width = check_size(src_size, "src_size")
     if dst_size is not None and check_size(dst_size, "dst_size") != (height, width):
-        raise ShapeError(f"dst_size: an elastic field keeps the image size {(height, width)}, got {dst_size}")
+        raise ShapeError(f"dst_size: expected the image size {(height, width)} (an elastic field keeps it), got {dst_size}")
     return like.new_tensor([(width - 1) / 2, (height - 1) / 2] if align_corners else [width / 2, height / 2])
