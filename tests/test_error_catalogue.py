@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import warpkit as wk
-from warpkit import _opencv
+from warpkit import _io, _opencv
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
@@ -25,6 +25,27 @@ EYE23 = torch.eye(2, 3)
 SQUARE = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]])
 CUBIC_REFLECT101 = _opencv.cv2_options("bicubic", "reflect101")
 LINE = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+REFLECT = _opencv.cv2_options("bilinear", "reflect")
+CRAFTED = Path(__file__).resolve().parent / "data" / "crafted"
+
+
+class BadShape(wk.Affine):
+    """A faulty plugin-like family: its points come back without the batch axis."""
+
+    name = "badshape"
+    has_matrix = False
+
+    def map_points(self, points):
+        return super().map_points(points).reshape(-1, 2)
+
+    def inverse(self):
+        return type(self)(super().inverse().matrix[:, :2])
+
+
+def _far(value: float) -> np.ndarray:
+    grid = np.zeros((2, 2, 2))
+    grid[0, 0, 0] = value
+    return grid
 
 
 class Case(NamedTuple):
@@ -139,6 +160,30 @@ CASES = [
          wk.DegenerateInputError, "src", "singular system"),
     Case("tps-regularization", lambda: wk.ThinPlateSpline.fit(SQUARE, SQUARE, -1.0), wk.DegenerateInputError,
          "regularization", "-1.0"),
+    Case("tps-regularization-frame", lambda: wk.ThinPlateSpline.fit(SQUARE.double() * 1e-200, SQUARE.double() * 1e-200, 1.0),
+         wk.DegenerateInputError, "regularization", "1.0"),
+    Case("tps-coordinates-overflow", lambda: wk.ThinPlateSpline.fit(SQUARE.double() * 1e200, SQUARE.double() * 1e200),
+         wk.DegenerateInputError, "src, dst", "4e+200"),
+    Case("weights-too-few", lambda: wk.Projective.estimate(SQUARE, SQUARE, torch.zeros(4)), wk.DegenerateInputError,
+         "weights", "got 0"),
+    Case("weights-device", lambda: wk.Affine.estimate(SQUARE, SQUARE, torch.ones(4, device="meta")), wk.DeviceError,
+         "weights", "meta"),
+    Case("to-params-singular", lambda: wk.Affine(torch.zeros(2, 3)).to_params((8, 8)), wk.SingularMatrixError,
+         "matrix", "singular"),
+    Case("identity-dtype", lambda: wk.Affine.identity(1, dtype="float32"), wk.DTypeError, "dtype", "'float32'"),
+    Case("batch-size-limit", lambda: wk.Affine.identity(10**12), wk.SizeLimitError, "batch_size", "1,000,000,000,000"),
+    Case("size-bytes", lambda: wk.warp(IMAGE, wk.Affine(EYE23), b"44"), wk.ShapeError, "size", "b'44'"),
+    Case("map-points-shape", lambda: BadShape(EYE23).grid((4, 5)), wk.ShapeError, "BadShape.map_points", "(20, 2)"),
+    # the OpenCV reference: inputs on which OpenCV 5 would not return
+    Case("opencv-reflect-nonfinite", lambda: _opencv.remap(np.zeros((4, 5), np.float32), _far(np.nan), REFLECT),
+         wk.ModeError, "grid", "1 non-finite"),
+    Case("opencv-reflect-far", lambda: _opencv.remap(np.zeros((4, 5), np.float32), _far(1e30), REFLECT),
+         wk.ModeError, "grid", "1e+30"),
+    # image files (the command line)
+    Case("input-pixel-limit", lambda: _io.read_image(CRAFTED / "bomb-100000x100000.png"), _io.ImageIOError, "input",
+         "100000x100000"),
+    Case("output-format-alpha", lambda: _io.check_encodable("out.jpg", np.uint8, 4), _io.ImageIOError, "output",
+         "'.jpg', which would store it as uint8 colour image"),
     # registry
     Case("family-unknown", lambda: wk.get_family("similarity-nope"), wk.UnknownFamilyError, "name", "'similarity-nope'"),
 ]

@@ -193,17 +193,19 @@ def _encode(path: str, image: np.ndarray) -> np.ndarray:
         with quiet_codecs():
             ok, encoded = cv2.imencode(extension, image)
     except cv2.error as exc:
-        raise ImageIOError(f"output: cannot encode a {_describe(image)} as {extension!r}: {_first_line(exc)}") from None
+        raise ImageIOError(
+            f"output: expected a format that can hold a {_describe(image)}, got {extension!r} ({_first_line(exc)})"
+        ) from None
     if not ok:
-        raise ImageIOError(f"output: cannot encode a {_describe(image)} as {extension!r}")
+        raise ImageIOError(f"output: expected a format that can hold a {_describe(image)}, got {extension!r}")
     # OpenCV silently converts what a format cannot hold (16-bit JPEG -> 8 bits, RGBA JPEG -> RGB): refuse.
     with quiet_codecs():
         stored = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
     if stored is None or stored.dtype != image.dtype or _channels(stored) != _channels(image):
         got = "nothing" if stored is None else _describe(stored)
         raise ImageIOError(
-            f"output: cannot encode a {_describe(image)} as {extension!r} without converting it "
-            f"(it would be stored as {got}); use .png or .tif"
+            f"output: expected a format that can hold a {_describe(image)}, got {extension!r}, which would store "
+            f"it as {got}; use .png or .tif"
         )
     return encoded
 
@@ -227,7 +229,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool =
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
         except OSError as exc:
-            raise ImageIOError(f"output: cannot write in {directory!r} ({exc.strerror})") from None
+            raise ImageIOError(f"output: expected a writable directory, got {directory!r} ({exc.strerror})") from None
         with os.fdopen(fd, "wb") as handle:
             handle.write(encoded.tobytes())
             handle.flush()
@@ -236,7 +238,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool =
     except ImageIOError:
         raise
     except OSError as exc:
-        raise ImageIOError(f"output: cannot write {path!r} ({exc.strerror or exc})") from None
+        raise ImageIOError(f"output: expected {path!r} to be written, got an error ({exc.strerror or exc})") from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(temporary)

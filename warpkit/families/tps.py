@@ -116,7 +116,7 @@ class ThinPlateSpline(Transform):
             if not torch.isfinite(smoothing).all():
                 raise DegenerateInputError(
                     f"regularization: expected a value that stays finite in the fit's frame, got {regularization!r} "
-                    f"for points spread over {float(1 / pre[:, 0, 0].max()):.3g} px"
+                    f"for points spread over {float((d - d.mean(1, keepdim=True)).abs().max()):.3g} px"
                 )
         if regularization == 0:  # T must be a function: the source points must determine a spline too
             _check_solvable(_system(v, smoothing), "src")
