@@ -335,3 +335,27 @@ def test_kit_skips_the_opencv_check_where_opencv_would_hang(monkeypatch):
     monkeypatch.setattr(wk.Affine, "grid", lambda self, size: torch.full((1, *size, 2), float("nan"), dtype=torch.float64))
     result = _kit.run_check(wk.Affine, "cv2_remap")
     assert result.skipped and "OpenCV skipped: grid: OpenCV's bilinear with reflect" in result.detail
+
+
+# --- item 10: devices ------------------------------------------------------------------------------------
+
+
+def test_composition_across_devices_is_a_device_error():
+    cpu, meta = wk.Affine.identity(), wk.Affine(torch.eye(2, 3, device="meta"))
+    with pytest.raises(wk.DeviceError, match="other: expected device cpu"):
+        cpu.then(meta)
+    with pytest.raises(wk.DeviceError, match="other: expected device meta"):
+        meta.then(cpu)
+    with pytest.raises(wk.DeviceError, match="other: expected device cpu"):
+        meta @ cpu  # cpu first, then meta
+    tps = wk.ThinPlateSpline.fit(torch.rand(5, 2) * 9, torch.rand(5, 2) * 9)
+    with pytest.raises(wk.DeviceError):
+        tps.then(meta)
+
+
+@pytest.mark.parametrize("name", ["affine", "projective", "tps"])
+def test_estimate_on_meta_is_a_device_error(name):
+    family = wk.get_family(name)
+    src = torch.rand(6, 2, device="meta")
+    with pytest.raises(wk.DeviceError, match="src: expected a device that holds values"):
+        family.estimate(src, src)

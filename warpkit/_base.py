@@ -162,6 +162,7 @@ class Transform:
         if not isinstance(other, Transform):
             raise WarpkitError(f"other: expected a warpkit Transform, got {type(other).__name__}")
         broadcast_batch(self.batch_size, other.batch_size, "composed transforms")
+        check_same_device(("transform", self._like()), ("other", other._like()))
         if self.has_matrix and other.has_matrix:
             from .families.projective import from_matrix
 

@@ -7,7 +7,7 @@ import torch
 from .._base import Transform
 from .._checks import as_float_tensor, batch_points, check_same_device, check_sizes
 from .._coords import linalg_dtype, singular_members, theta_grid
-from .._errors import DegenerateInputError, ShapeError, SingularMatrixError
+from .._errors import DegenerateInputError, DeviceError, ShapeError, SingularMatrixError
 
 __all__ = ["checked_inverse", "check_spread", "correspondences", "point_normalizer", "theta_params_grid"]
 
@@ -43,6 +43,8 @@ def correspondences(src, dst, weights, minimum: int) -> tuple[torch.Tensor, torc
     src_t = as_float_tensor(src, "src")
     dst_t = as_float_tensor(dst, "dst", like=src_t)
     check_same_device(("src", src_t), ("dst", dst_t))
+    if src_t.device.type == "meta":  # an estimate looks at the values (spread, duplicates): there are none
+        raise DeviceError("src: expected a device that holds values (an estimate looks at the points), got meta")
     s, _ = batch_points(src_t, "src")
     d, _ = batch_points(dst_t, "dst")
     if s.shape[1] != d.shape[1]:
