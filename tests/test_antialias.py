@@ -179,7 +179,8 @@ def _compression(n):
     centre, radius = torch.tensor([0.3 * out, 0.35 * out], dtype=torch.float64), 0.12 * out
     ticks = torch.linspace(-0.5, out - 0.5, 7, dtype=torch.float64)
     d = torch.stack(torch.meshgrid(ticks, ticks, indexing="xy"), -1).reshape(-1, 2)
-    d = torch.cat([d, centre + radius * torch.tensor([[0.0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=torch.float64)])
+    ring = torch.tensor([[0.0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=torch.float64)
+    d = torch.cat([d, centre + radius * ring])
     s = 2 * d + 0.5 + 4 * (d - centre) * torch.exp(-((d - centre) ** 2).sum(-1, keepdim=True) / (2 * radius**2))
     return wk.ThinPlateSpline.fit(s, d), (out, out)  # T(s_i) = d_i: its grid is the spline d -> s
 
@@ -312,3 +313,40 @@ def test_gradcheck_projective_and_tps():
     g = lambda im, d: wk.warp(im, wk.ThinPlateSpline.fit(src, d), (5, 6), interpolation="bicubic",  # noqa: E731
                               padding="replicate", antialias=True)
     assert torch.autograd.gradcheck(g, (image, dst), eps=1e-6, atol=1e-6)
+
+
+# --- the flag on the nn modules and the command line -------------------------------------------------------
+def test_nn_warp_and_spatial_transformer_take_the_flag():
+    image = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(3))
+    theta = torch.tensor([[[1.0, 0.2, 0.1], [-0.2, 1.0, 0.0]], [[0.9, 0.0, 0.0], [0.0, 1.1, 0.05]]])
+    module = wk.nn.Warp("affine", output_size=(10, 10), antialias=True)  # 4x smaller: shrinks
+    params = theta.reshape(2, 6).requires_grad_()
+    out = module(image, params)
+    expected = wk.warp(image, module.transform(params, (40, 40)), (10, 10), antialias=True)
+    assert torch.allclose(out, expected, atol=1e-5)
+    out.sum().backward()
+    assert params.grad is not None and torch.isfinite(params.grad).all() and params.grad.abs().sum() > 0
+    assert "antialias=True" in repr(module)
+    stn = wk.nn.SpatialTransformer(3, (40, 40), output_size=(80, 80), antialias=True)  # identity: magnifies 2x
+    plain = wk.nn.SpatialTransformer(3, (40, 40), output_size=(80, 80))
+    plain.load_state_dict(stn.state_dict())
+    assert stn.warp.antialias and torch.equal(stn(image), plain(image))
+
+
+def test_cli_warp_antialias(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from warpkit.cli import main
+
+    source = np.round(zone_plate(64) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "in.png"), source)
+    args = ["warp", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--matrix", "0.25,0,-0.375,0,0.25,-0.375",
+            "--size", "16x16", "--force"]
+    assert main([*args, "--antialias"]) == 0
+    result = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED).astype(np.float64)
+    transform = wk.Affine(torch.tensor([[0.25, 0, -0.375], [0, 0.25, -0.375]]))
+    image = torch.tensor(source, dtype=torch.float32)[None]
+    expected = wk.warp(image, transform, (16, 16), antialias=True)[0].numpy()
+    assert np.abs(result - expected).max() <= 1  # uint8 rounding
+    assert main(args) == 0
+    plain = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED).astype(np.float64)
+    assert np.abs(plain - expected).max() > 20  # the plain warp aliases

@@ -31,6 +31,8 @@ from ._warp import warp
 
 __all__ = ["warp_antialiased", "sample_antialiased", "source_jacobian", "grid_differences"]
 
+#: Squared singular values up to 1 + SHRINK_MARGIN count as no shrink.
+SHRINK_MARGIN = 1e-5
 #: Most probes along one of J's columns, and in all; a longer footprint reads coarser levels instead.
 MAX_PROBES_PER_AXIS = 8
 MAX_PROBES = 16
@@ -86,9 +88,9 @@ def sample_antialiased(
     Args:
         image: ``(B, C, H, W)`` floating tensor.
         grid: ``(B, H_out, W_out, 2)`` source points (batch 1 broadcasts).
-        jacobian: ``(B, H_out, W_out, 2, 2)`` (or broadcastable to it) with ``jacobian[..., r, c]`` the derivative of source
-            coordinate ``r`` (x, y) along destination axis ``c`` (x, y); None takes finite differences of
-            ``grid``.
+        jacobian: ``(B, H_out, W_out, 2, 2)`` (or broadcastable to it) with ``jacobian[..., r, c]`` the
+            derivative of source coordinate ``r`` (x, y) along destination axis ``c`` (x, y); None takes
+            finite differences of ``grid``.
 
     Returns:
         ``(B, C, H_out, W_out)``; equal to ``sample(image, grid, ...)`` wherever the grid magnifies.
@@ -152,9 +154,10 @@ def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill) -> 
         return plain()
     work = torch.promote_types(torch.promote_types(image.dtype, grid.dtype), torch.float32)
     jac = jacobian.to(work)
-    # The largest eigenvalue of J J^T is the squared largest singular value: above 1 the map shrinks.
+    # The largest eigenvalue of J J^T is the squared largest singular value: above 1 the map shrinks (with
+    # a margin, so that a rotation by float32 sines and cosines counts as the plain warp it is).
     major, _ = _eigenvalues(jac)
-    shrinks = (major > 1) & torch.isfinite(major)
+    shrinks = (major > 1 + SHRINK_MARGIN) & torch.isfinite(major)
     if not bool(shrinks.any()):
         return plain()
 
@@ -284,7 +287,7 @@ def _probe_counts(ratios: list[torch.Tensor], shrinks: torch.Tensor) -> list[int
     counts = []
     for ratio in ratios:
         ratio = torch.where(shrinks, ratio, torch.zeros_like(ratio)).detach()
-        counts.append(int(min(MAX_PROBES_PER_AXIS, max(1, math.ceil(float(ratio.max()) - 1e-6)))))
+        counts.append(int(min(MAX_PROBES_PER_AXIS, max(1, math.ceil(float(ratio.max()) - 1e-3)))))
     while counts[0] * counts[1] > MAX_PROBES:  # a long footprint: fewer, coarser probes (see ANISOTROPY)
         counts[counts.index(max(counts))] -= 1
     return counts

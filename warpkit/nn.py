@@ -36,6 +36,8 @@ class Warp(nn.Module):
         output_size: ``(H_out, W_out)``; None keeps the input's size.
         align_corners: the meaning of the normalised frame, as in ``F.affine_grid``.
         interpolation, padding: as in :func:`warpkit.sample`.
+        antialias: where the warp shrinks, average each output pixel's footprint (as ``wk.warp(...,
+            antialias=True)``; the Jacobian from central differences of the grid).
 
     Shapes: ``forward(image (B, C, H, W), params (B, P)) -> (B, C, H_out, W_out)`` with
     ``P = family.num_params`` (TPS also takes any ``2 k^2``).
@@ -49,6 +51,7 @@ class Warp(nn.Module):
         align_corners: bool = False,
         interpolation: str | Interpolation = "bilinear",
         padding: str | Padding = "zeros",
+        antialias: bool = False,
     ):
         super().__init__()
         self.family = _stn_family(family, type(self).__name__)
@@ -56,6 +59,7 @@ class Warp(nn.Module):
         self.align_corners = bool(align_corners)
         self.interpolation = parse_mode(Interpolation, interpolation, "interpolation")
         self.padding = parse_mode(Padding, padding, "padding")
+        self.antialias = bool(antialias)
 
     def forward(self, image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """Warp ``(B, C, H, W)`` ``image`` by ``(B, P)`` ``params``; returns ``(B, C, H_out, W_out)``."""
@@ -71,7 +75,9 @@ class Warp(nn.Module):
         dst_size = self.output_size or input_size
         check_output_size(image.shape[0], image.shape[1], dst_size, "output_size")
         try:
-            matrix = params_matrix(self.family, params, input_size, dst_size, self.align_corners)
+            matrix = None
+            if not self.antialias:  # the anti-aliased path needs the grid (its Jacobian)
+                matrix = params_matrix(self.family, params, input_size, dst_size, self.align_corners)
             if matrix is not None:  # the sampler computes the points from the matrix: no grid built here
                 call = Call(image, matrix[0].to(image.dtype), True, matrix[1], dst_size, self.interpolation,
                             self.padding, None, True)
@@ -79,6 +85,11 @@ class Warp(nn.Module):
             grid = self.grid(params, input_size)
         except ShapeError as exc:  # the family names the argument; add the module once
             raise ShapeError(f"{name}: {exc}") from None
+        if self.antialias:
+            from ._antialias import sample_antialiased  # noqa: PLC0415 - only modules that ask for it pay
+
+            grid = grid.to(image.dtype)
+            return sample_antialiased(image, grid, interpolation=self.interpolation, padding=self.padding)
         return sample(image, grid.to(image.dtype), interpolation=self.interpolation, padding=self.padding)
 
     def grid(self, params: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
@@ -94,7 +105,7 @@ class Warp(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"family={self.family.name!r}, output_size={self.output_size}, align_corners={self.align_corners}, "
-            f"interpolation={self.interpolation.value!r}, padding={self.padding.value!r}"
+            f"interpolation={self.interpolation.value!r}, padding={self.padding.value!r}, antialias={self.antialias}"
         )
 
 
@@ -112,7 +123,7 @@ class SpatialTransformer(nn.Module):
         localization: a module mapping ``(B, C, H, W)`` to ``(B, F)`` features; None builds a small
             CNN (two 5x5 convolutions with max pooling, then a 32-unit layer). ``F`` is found by running
             it once on zeros.
-        align_corners, interpolation, padding: as in :class:`Warp`.
+        align_corners, interpolation, padding, antialias: as in :class:`Warp`.
 
     Shapes: ``forward(x (B, C, H, W)) -> (B, C, H_out, W_out)``, or ``(output, transform)`` with
     ``return_transform=True``.
@@ -129,6 +140,7 @@ class SpatialTransformer(nn.Module):
         align_corners: bool = False,
         interpolation: str | Interpolation = "bilinear",
         padding: str | Padding = "zeros",
+        antialias: bool = False,
     ):
         super().__init__()
         name = type(self).__name__
@@ -140,7 +152,10 @@ class SpatialTransformer(nn.Module):
         check_output_size(2, in_channels, self.input_size, "input_size")
         if output_size is not None:
             check_output_size(1, in_channels, check_size(output_size, "output_size"), "output_size")
-        self.warp = Warp(family, output_size, align_corners=align_corners, interpolation=interpolation, padding=padding)
+        self.warp = Warp(
+            family, output_size, align_corners=align_corners, interpolation=interpolation, padding=padding,
+            antialias=antialias,
+        )
         if localization is None:
             localization = default_localization(in_channels, self.input_size)
         elif not isinstance(localization, nn.Module):
