@@ -374,3 +374,22 @@ def test_batch_members_are_independent():
         torch.testing.assert_close(grid[b], single[0], atol=1e-9, rtol=0)
     grid[0].sum().backward()
     assert torch.equal(dst.grad[1], torch.zeros_like(dst.grad[1])) and dst.grad[0].abs().sum() > 0
+
+
+def test_gradients_through_chunked_evaluation_match_one_evaluation(monkeypatch):
+    """With gradients, chunks are recomputed in the backward pass (checkpointing): same gradients, and gradcheck."""
+    from warpkit.families import tps as tps_module
+
+    src, dst = (torch.tensor(a) for a in control_points(seed=34, k=6))
+    weights = torch.rand(1, 9, 11, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(35))
+
+    def loss(d):
+        return (wk.ThinPlateSpline.fit(src, d).grid((9, 11)) * weights).sum()
+
+    d = dst.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(loss(d), [d])
+    monkeypatch.setattr(tps_module, "CHUNK_ELEMENTS", 64)  # bands of a row, chunks of a few points
+    d = dst.clone().requires_grad_()
+    (chunked,) = torch.autograd.grad(loss(d), [d])
+    torch.testing.assert_close(chunked, expected, atol=1e-10, rtol=0)
+    assert torch.autograd.gradcheck(lambda d: wk.ThinPlateSpline.fit(src, d).grid((3, 4)), (dst.clone().requires_grad_(),))
