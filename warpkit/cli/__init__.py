@@ -30,10 +30,10 @@ EXTRAS = {
     "cv2": "cli",
     "skimage": "report",
     "kornia": "report",
-    "numba": "fast",
     "matplotlib": "demo",
     "sklearn": "demo",
     "tqdm": "demo",
+    "mlxtend": "demo",
 }
 
 
