@@ -121,8 +121,19 @@ def _problem(settings: dict, kind: str):
     return _CACHE[key]
 
 
-def _train_one(kind: str, model_name: str, seed: int, settings: dict, progress_queue=None) -> dict:
+def _one_thread() -> None:
+    """Each training runs on one thread: torch's and the fast sampler's (numba's). On a busy machine a
+    numba kernel split over 2 threads waits for its descheduled half: an epoch took 14x longer (measured)."""
     torch.set_num_threads(1)
+    try:
+        import numba
+    except ImportError:
+        return
+    numba.set_num_threads(1)
+
+
+def _train_one(kind: str, model_name: str, seed: int, settings: dict, progress_queue=None) -> dict:
+    _one_thread()
     x_train, y_train, x_test, y_test = _problem(settings, kind)
     torch.manual_seed(seed)
     model = build_model(model_name, x_test.shape[-1])
@@ -148,12 +159,17 @@ def _run_all(tasks, settings, jobs, bar):
     """Yield ``(task, result)`` as trainings finish; the bar advances per epoch."""
     if jobs <= 1:
         threads = torch.get_num_threads()
+        numba_threads = _numba_threads()
         queue = _BarQueue(bar)
         try:
             for task in tasks:
                 yield task, _train_one(*task, settings, queue)
         finally:
             torch.set_num_threads(threads)
+            if numba_threads is not None:
+                import numba
+
+                numba.set_num_threads(numba_threads)
         return
     context = multiprocessing.get_context("spawn")  # fork would copy torch's and numba's thread pools
     with context.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=context) as pool:
@@ -169,6 +185,14 @@ def _run_all(tasks, settings, jobs, bar):
                 time.sleep(0.2)
         while not queue.empty():
             bar.update(queue.get())
+
+
+def _numba_threads() -> int | None:
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.get_num_threads()
 
 
 class _BarQueue:
