@@ -77,10 +77,14 @@ def run_stn_demo(
     states: dict[tuple[str, str], dict] = {}
     log = None if out is None else Path(out).with_suffix(".json")
     bar = tqdm(total=len(tasks) * settings["epochs"], desc="stn demo", unit="epoch", disable=not progress, dynamic_ncols=True)
+    finished: dict[tuple[str, str, int], dict] = {}
     for (kind, model, seed), result in _run_all(tasks, settings, jobs, bar):
-        errors[kind][model].append(result["error"])
+        finished[(kind, model, seed)] = result
+        # in seed order, whatever order the workers finish in
+        done = [finished[(kind, model, s)] for s in range(settings["seeds"]) if (kind, model, s) in finished]
+        errors[kind][model] = [r["error"] for r in done]
+        timings[kind][model] = [round(r["seconds"], 1) for r in done]
         parameters[kind][model] = result["parameters"]
-        timings[kind][model].append(round(result["seconds"], 1))
         if seed == 0:
             states[(kind, model)] = result["state"]
         bar.set_postfix_str(f"{kind} {model} s{seed}: {result['error']:.2f}%", refresh=False)
