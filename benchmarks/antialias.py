@@ -221,17 +221,22 @@ def _spread(values: np.ndarray) -> str:
 
 
 def cost(quick: bool) -> list[str]:
+    """Thread CPU time of the antialiased warp over the plain warp (paired, interleaved runs)."""
     torch.set_num_threads(1)
     failures = []
-    sizes = (512,) if quick else (512, 1024)
-    reps = 9 if quick else 21
-    print("\n## Cost at a 4x shrink (30-degree rotation, 3 channels, float32; thread CPU time, one thread)\n")
-    print("| backend | input | plain ms | antialiased ms | ratio median [IQR] | target |")
+    n = 512 if quick else 1024
+    reps = 7 if quick else 15
+    print(f"\n## Cost: {n}x{n}, 3 channels, float32, 30-degree rotation that shrinks s (thread CPU time, one thread)\n")
+    print("| backend | shrink | plain ms | antialiased ms | ratio median [IQR] | target (4x: <= 4) |")
     print("|---|---|---|---|---|---|")
-    for backend in wk.installed_backends() if hasattr(wk, "installed_backends") else ["auto"]:
-        for n in sizes:
+    from warpkit._dispatch import installed_backends
+
+    backends = installed_backends()
+    for backend in backends:
+        shrinks = (4,) if quick or backend != backends[0] else (2, 3, 4, 4.5, 6, 8)
+        for shrink in shrinks:
             img = torch.rand(1, 3, n, n)
-            transform, size = rotation(n, 4, 30)
+            transform, size = rotation(n, shrink, 30)
             transform = wk.Affine(transform.matrix[:, :2].float())
             with wk.backend(backend):
                 calls = {"plain": lambda: wk.warp(img, transform, size),
@@ -247,11 +252,12 @@ def cost(quick: bool) -> list[str]:
             plain, aa = np.array(times["plain"]), np.array(times["aa"])
             ratios = aa / plain  # paired: each antialiased run over the plain run just before it
             q1, med, q3 = np.percentile(ratios, [25, 50, 75])
-            ok = med <= TARGET_COST
+            ok = shrink != 4 or med <= TARGET_COST
             if not ok:
-                failures.append(f"cost {backend} {n}: {med:.2f}x")
-            print(f"| {backend} | {n}x{n} | {np.median(plain) * 1e3:.2f} | {np.median(aa) * 1e3:.2f} | "
-                  f"{med:.2f} [{q1:.2f}, {q3:.2f}] | {'ok' if ok else 'MISSED'} |")
+                failures.append(f"cost at 4x on {backend}: {med:.2f}x the plain warp")
+            verdict = ("ok" if ok else "MISSED") if shrink == 4 else ""
+            print(f"| {backend} | {shrink} | {np.median(plain) * 1e3:.2f} | {np.median(aa) * 1e3:.2f} | "
+                  f"{med:.2f} [{q1:.2f}, {q3:.2f}] | {verdict} |")
     return failures
 
 

@@ -24,6 +24,7 @@ import math
 import torch
 
 from ._base import Transform
+from ._coords import pixel_grid
 from ._modes import Interpolation, Padding
 from ._pyramid import build_pyramid, max_level, to_level
 from ._sampler import prepare_fill, sample
@@ -69,8 +70,14 @@ def warp_antialiased(
     Returns:
         ``(B, C, H_out, W_out)``; equal to ``warp(image, transform, size, ...)`` wherever it magnifies.
     """
-    grid, jacobian = source_jacobian(transform, size)
     plain = lambda: warp(image, transform, size, interpolation=interpolation, padding=padding, fill=fill)  # noqa: E731
+    if transform.has_matrix:
+        inverse = torch.linalg.inv(transform.matrix)
+        if bool((inverse[:, 2, :2] == 0).all()):  # affine: no grid needed, the probes come from the matrix
+            affine = inverse[:, :2] / inverse[:, 2:, 2:]  # (B', 2, 3) destination -> source
+            return _antialiased(image, None, affine[:, :, :2].reshape(-1, 1, 1, 2, 2), plain, interpolation,
+                                padding, fill, affine=affine, size=size)
+    grid, jacobian = source_jacobian(transform, size)
     return _antialiased(image, grid, jacobian, plain, interpolation, padding, fill)
 
 
@@ -148,11 +155,14 @@ def _derivative(grid: torch.Tensor, axis: int) -> torch.Tensor:
     return torch.cat([first, centre, last], dim=axis)
 
 
-def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill) -> torch.Tensor:
-    """Shared body: filter where ``jacobian`` shrinks, ``plain()`` where it magnifies."""
-    if image.shape[-1] == 0 or image.shape[-2] == 0 or grid.numel() == 0:
+def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill, affine=None, size=None) -> torch.Tensor:
+    """Shared body: filter where ``jacobian`` shrinks, ``plain()`` where it magnifies. ``grid`` may be None
+    when ``affine`` ``(B', 2, 3)`` (the destination -> source map) and ``size`` are given."""
+    coords = grid if affine is None else affine
+    size = tuple(grid.shape[1:3]) if affine is None else size
+    if image.shape[-1] == 0 or image.shape[-2] == 0 or size[0] * size[1] == 0:
         return plain()
-    work = torch.promote_types(torch.promote_types(image.dtype, grid.dtype), torch.float32)
+    work = torch.promote_types(torch.promote_types(image.dtype, coords.dtype), torch.float32)
     jac = jacobian.to(work)
     # The largest eigenvalue of J J^T is the squared largest singular value: above 1 the map shrinks (with
     # a margin, so that a rotation by float32 sines and cosines counts as the plain warp it is).
@@ -163,12 +173,13 @@ def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill) -> 
 
     # Probes on a grid aligned with J's columns cut the footprint into n_x x n_y sub-parallelograms, each
     # read from the pyramid levels whose boxes match its size. Below a 4x shrink the sub-footprints are
-    # a quarter of the footprint (at least half a pixel): the bilinear reads then integrate the footprint
-    # almost exactly. From 4x on, halves: the box levels do the averaging, at a quarter of the reads.
+    # a quarter (a third below 3x) of the footprint, at least half a pixel: the bilinear reads then
+    # integrate the footprint almost exactly. From 4x on, halves: the box levels do the averaging.
     lengths = [torch.sqrt(jac[..., 0, c] ** 2 + jac[..., 1, c] ** 2) for c in (0, 1)]
     shortest = torch.minimum(lengths[0], lengths[1])
     coarse = shortest >= COARSE_FROM * (1 - 1e-5)  # float32 matrices land a hair off exact factors
-    target = torch.where(coarse, shortest / 2, shortest / 4).clamp_min(0.5)
+    cuts = torch.where(shortest < 3, 3.0, 4.0).to(work)  # 3 x 3 do below a 3x shrink (measured)
+    target = torch.where(coarse, shortest / 2, shortest / cuts).clamp_min(0.5)
     counts = _probe_counts([length / target for length in lengths], shrinks)
     sub_major, sub_minor = _eigenvalues(jac / jac.new_tensor(counts))
     spread = torch.where(coarse, SPREAD[1], SPREAD[0]).to(work)
@@ -183,9 +194,9 @@ def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill) -> 
     top = max_level(image.shape[-2], image.shape[-1])
     k0 = torch.where(shrinks, k0.clamp_max(top), torch.full_like(k0, -1))
 
-    ticks = [(torch.arange(n, dtype=work, device=grid.device) + 0.5) / n - 0.5 for n in counts]
+    ticks = [(torch.arange(n, dtype=work, device=coords.device) + 0.5) / n - 0.5 for n in counts]
     unit = torch.stack(torch.meshgrid(*ticks, indexing="xy"), dim=-1).reshape(-1, 2)  # (n, 2) in the unit square
-    probes = _Probes(grid.to(work), jac, unit)
+    probes = _Probes(grid, jac, unit, affine, size, work)
 
     present = [int(k) for k in torch.unique(k0[shrinks])]
     fill_t = prepare_fill(fill, padding, image)
@@ -201,13 +212,13 @@ def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill) -> 
         # The mean over a pixel's probes as a product with 1/n weights: 4x faster than mean(-1) over 4 probes.
         return values.reshape(values.shape[0], values.shape[1], pixels, n) @ values.new_full((n,), 1 / n)
 
-    height, width = grid.shape[1:3]
+    height, width = size
     if len(present) == 1 and bool(shrinks.all()):  # one pair of levels for the whole output (affine maps)
         k = present[0]
         low, high = read(k, probes.features), read(min(k + 1, top), probes.features)
         filtered = low + blend.reshape(blend.shape[0], 1, -1).to(low.dtype) * (high - low)
         return filtered.reshape(*filtered.shape[:2], height, width)
-    full = grid.shape[:3]
+    full = (grid.shape[0], height, width)
     filtered = _grouped(probes.features, k0.expand(full), blend.expand(full), present, top, read)
     filtered = filtered.reshape(*filtered.shape[:2], height, width)
     return torch.where(shrinks.unsqueeze(1), filtered.to(image.dtype), plain())
@@ -221,11 +232,18 @@ class _Probes:
     broadcast sum over ``(n, 2)``-sized inner dimensions measured 10x slower on CPU.
     """
 
-    def __init__(self, grid: torch.Tensor, jac: torch.Tensor, unit: torch.Tensor):
+    def __init__(self, grid, jac: torch.Tensor, unit: torch.Tensor, affine, size, work):
+        self.unit = unit
+        self.affine = None if affine is None else affine.to(work)
+        self.uniform = jac.shape[1] == 1 and jac.shape[2] == 1  # affine: J folds into the weights
+        if self.affine is not None:  # features: the destination pixel centres themselves
+            centres = pixel_grid(size, work, unit.device).reshape(1, -1, 2)
+            self.jac = jac.reshape(-1, 2, 2)
+            self.features = torch.cat([centres, centres.new_ones(1, centres.shape[1], 1)], dim=-1)  # (1, P, 3)
+            return
+        grid = grid.to(work)
         batch, height, width, _ = grid.shape
         ones = grid.new_ones(batch, height * width, 1)
-        self.unit = unit
-        self.uniform = jac.shape[1] == 1 and jac.shape[2] == 1  # affine: J folds into the weights
         if self.uniform:
             self.jac = jac.reshape(-1, 2, 2)
             self.features = torch.cat([grid.reshape(batch, -1, 2), ones], dim=-1)  # (Bg, P, 3)
@@ -242,6 +260,10 @@ class _Probes:
         shift = 0.5 / scale - 0.5
         if self.uniform:
             offsets = torch.einsum("brc,nc->bnr", self.jac, self.unit).reshape(-1, 1, 2 * n)  # (B', 1, 2n)
+            if self.affine is not None:  # x = A [u, v, 1]: the matrix's columns, tiled over the probes
+                linear = self.affine[:, :, :2].transpose(1, 2).repeat(1, 1, n)  # (B', 2, 2n)
+                offsets = offsets + self.affine[:, :, 2].repeat(1, n).unsqueeze(1)
+                return torch.cat([linear / scale, offsets / scale + shift], dim=1)
             return torch.cat([take_grid.expand(offsets.shape[0], 2, 2 * n), offsets / scale + shift], dim=1)
         # row (r, c) of J contributes unit[i, c] to probe i's coordinate r
         take_jac = torch.einsum("nc,rs->rcns", self.unit, eye).reshape(4, 2 * n) / scale
