@@ -359,3 +359,15 @@ def test_estimate_on_meta_is_a_device_error(name):
     src = torch.rand(6, 2, device="meta")
     with pytest.raises(wk.DeviceError, match="src: expected a device that holds values"):
         family.estimate(src, src)
+
+
+@pytest.mark.parametrize("name, count", [("similarity", 4), ("attention", 3)])
+def test_plugin_from_params_with_zero_parameters_is_a_singular_matrix_error(name, count):
+    if name not in wk.families():
+        pytest.skip(f"plugin {name} not installed")
+    family = wk.get_family(name)
+    with pytest.raises(wk.SingularMatrixError, match="params: expected an invertible matrix"):
+        family.from_params(torch.zeros(1, count), (8, 8))
+    half = family.from_params(family.identity_params(1, dtype=torch.float16), (8, 8))  # half: float32 inside
+    assert half.dtype == torch.float16
+    torch.testing.assert_close(half.grid((8, 8)).float(), wk.Affine.identity().grid((8, 8)), atol=1e-2, rtol=0)
