@@ -32,8 +32,9 @@ def _imported(result: subprocess.CompletedProcess) -> list[str]:
     return [m for m in line[len("IMPORTED:") :].split(",") if m]
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], *[[name, "--help"] for name in COMMANDS]],
-                         ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], *[[name, "--help"] for name in COMMANDS]], ids=lambda a: " ".join(a)
+)
 def test_help_and_version_answer_without_importing_torch(args):
     result = _probe(*args)
     assert result.returncode == 0, result.stderr
@@ -41,10 +42,19 @@ def test_help_and_version_answer_without_importing_torch(args):
     assert result.stdout.strip()
 
 
-@pytest.mark.parametrize("args", [["--bogus"], ["families", "--bogus"], ["check", "--bogus", "affine"],
-                                  ["bench", "--threads", "two"], ["warp", "in.png", "out.png", "--bogus"],
-                                  ["nosuchcommand"], []],
-                         ids=lambda a: " ".join(a) or "no command")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bogus"],
+        ["families", "--bogus"],
+        ["check", "--bogus", "affine"],
+        ["bench", "--threads", "two"],
+        ["warp", "in.png", "out.png", "--bogus"],
+        ["nosuchcommand"],
+        [],
+    ],
+    ids=lambda a: " ".join(a) or "no command",
+)
 def test_usage_errors_go_to_stderr_with_status_2_without_importing_torch(args):
     result = _probe(*args)
     assert result.returncode == 2
@@ -129,8 +139,9 @@ def test_bench_has_out_and_writes_nothing_by_default(capsys):
     assert main(["bench", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--out PNG" in out
-    from warpkit.cli import _bench
     import argparse
+
+    from warpkit.cli import _bench
 
     parser = argparse.ArgumentParser()
     _bench.add_arguments(parser)

@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+
 import warpkit as wk
 import warpkit.plugin as plugin_api
 from warpkit.testing import example
@@ -114,8 +115,9 @@ def test_to_changes_dtype_and_keeps_the_map(family):
     single = t.to(torch.float32)
     assert single.dtype == torch.float32 and t.dtype == torch.float64 and type(single) is type(t)
     points = _points(2)
-    torch.testing.assert_close(single.transform_points(points.float()).double(), t.transform_points(points),
-                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        single.transform_points(points.float()).double(), t.transform_points(points), atol=2e-3, rtol=0
+    )
     assert single.grid((4, 5)).dtype == torch.float32
     back = single.to(dtype=torch.float64)
     assert back.dtype == torch.float64 and back.to("cpu").device == torch.device("cpu")
@@ -164,10 +166,14 @@ def test_to_moves_every_family_to_the_gpu_and_back(family):
 def test_direction_is_one_enum_with_strings_at_the_boundary():
     assert wk.Direction.parse("Forward") is wk.Direction.FORWARD
     assert wk.Direction.INVERSE.flipped() is wk.Direction.FORWARD
-    with pytest.raises(wk.ModeError, match=r"native: expected 'forward' \(source -> destination\) or 'inverse', got True"):
+    with pytest.raises(
+        wk.ModeError, match=r"native: expected 'forward' \(source -> destination\) or 'inverse', got True"
+    ):
         wk.Direction.parse(True)
-    spline = wk.ThinPlateSpline.fit(torch.tensor([[0.0, 0.0], [9.0, 1.0], [2.0, 8.0], [7.0, 7.0]]),
-                                    torch.tensor([[0.5, 0.0], [9.0, 1.5], [2.0, 8.0], [7.5, 7.0]]))
+    spline = wk.ThinPlateSpline.fit(
+        torch.tensor([[0.0, 0.0], [9.0, 1.0], [2.0, 8.0], [7.0, 7.0]]),
+        torch.tensor([[0.5, 0.0], [9.0, 1.5], [2.0, 8.0], [7.5, 7.0]]),
+    )
     assert spline.native is wk.Direction.INVERSE and spline.inverse().native is wk.Direction.FORWARD
 
 
@@ -191,16 +197,19 @@ def test_affine_grid_and_the_pixel_grid_convert_into_each_other(align_corners):
     src, dst = (24, 32), (20, 28)
     reference = F.affine_grid(theta, (1, 1, *dst), align_corners=align_corners)  # normalised, reads the source
     pixels = wk.Affine.from_params(theta.reshape(1, 6), src, dst, align_corners=align_corners).grid(dst)
-    torch.testing.assert_close(wk.pixel_to_normalized(pixels, src, align_corners=align_corners), reference,
-                               atol=1e-12, rtol=0)
-    torch.testing.assert_close(wk.normalized_to_pixel(reference, src, align_corners=align_corners), pixels,
-                               atol=1e-10, rtol=0)
+    torch.testing.assert_close(
+        wk.pixel_to_normalized(pixels, src, align_corners=align_corners), reference, atol=1e-12, rtol=0
+    )
+    torch.testing.assert_close(
+        wk.normalized_to_pixel(reference, src, align_corners=align_corners), pixels, atol=1e-10, rtol=0
+    )
 
 
 def test_the_wrong_align_corners_is_visibly_off():
     grid = torch.tensor([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
-    off = wk.normalized_to_pixel(grid, (10, 10), align_corners=False) - wk.normalized_to_pixel(grid, (10, 10),
-                                                                                                 align_corners=True)
+    off = wk.normalized_to_pixel(grid, (10, 10), align_corners=False) - wk.normalized_to_pixel(
+        grid, (10, 10), align_corners=True
+    )
     assert off.abs().max() == pytest.approx(0.5)
     # pixel centres of the corners: -0.5..W-0.5 without align_corners, 0..W-1 with it
     assert wk.normalized_to_pixel(grid, (10, 20), align_corners=True)[2].tolist() == [19.0, 9.0]

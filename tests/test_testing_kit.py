@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 import warpkit as wk
 from warpkit.testing import CHECKS, FamilyTests, check_family
 
@@ -144,8 +145,12 @@ def test_pytest_plugin_fixture_fails_with_the_table(tmp_path):
         "def test_broken(warpkit_check):\n"
         "    warpkit_check(Shifted, ['points_vs_grid'])\n"
     )
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-                         capture_output=True, text=True, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert "1 failed, 1 passed" in run.stdout, run.stdout
     assert "conformance kit failed for shifted" in run.stdout and "points_vs_grid" in run.stdout
 

@@ -7,6 +7,9 @@ package without paying for torch. Add a public name here, to ``__all__`` in ``__
 
 from __future__ import annotations
 
+from ._base import Composed, Direction, Transform
+from ._checks import get_max_output_elements, set_max_output_elements
+from ._dispatch import backend, backends, last_backend
 from ._errors import (
     BackendError,
     ConvergenceWarning,
@@ -21,15 +24,12 @@ from ._errors import (
     UnknownFamilyError,
     WarpkitError,
 )
-from ._base import Composed, Direction, Transform
-from ._checks import get_max_output_elements, set_max_output_elements
 from ._grids import normalized_to_pixel, pixel_to_normalized
 from ._modes import Interpolation, Padding
-from ._dispatch import backend, backends, last_backend
+from ._registry import families, get_family, register_builtins, register_family
 from ._sampler import sample
 from ._warp import warp
 from .families import Affine, Projective, ThinPlateSpline
-from ._registry import families, get_family, register_family, register_builtins
 
 register_builtins()
 

@@ -20,11 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="image file to read (PNG, JPEG, TIFF, ...; 8/16-bit or float; gray or colour)")
     parser.add_argument("output", help="image file to write; its extension picks the format")
     how = parser.add_argument_group("transform (give exactly one of --matrix, --params, --src/--dst, --transform)")
-    how.add_argument("--matrix", help="6 numbers (affine, 2x3 row-major) or 9 (projective, 3x3), separated by , ; or spaces")
-    how.add_argument("--params", help="JSON list: the family's STN parameter vector (needs --family; see --align-corners)")
+    how.add_argument(
+        "--matrix", help="6 numbers (affine, 2x3 row-major) or 9 (projective, 3x3), separated by , ; or spaces"
+    )
+    how.add_argument(
+        "--params", help="JSON list: the family's STN parameter vector (needs --family; see --align-corners)"
+    )
     how.add_argument("--src", help="control points 'x,y;x,y;...' in the input image (with --dst; family default tps)")
     how.add_argument("--dst", help="where each --src point goes in the output")
-    how.add_argument("--transform", metavar="FILE.json", help='JSON: {"family": ..., and "matrix" | "params" | "src"+"dst"}')
+    how.add_argument(
+        "--transform", metavar="FILE.json", help='JSON: {"family": ..., and "matrix" | "params" | "src"+"dst"}'
+    )
     how.add_argument("--family", help="registered family name (see `warpkit families`)")
     how.add_argument("--align-corners", action="store_true", help="the frame of --params (as torch's affine_grid)")
     how.add_argument("--regularization", type=float, default=None, help="TPS smoothing for --src/--dst (default 0)")
@@ -40,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or one per channel in the order you see them, R,G,B or R,G,B,A (not the file's BGR order)",
     )
     parser.add_argument(
-        "--antialias", action="store_true", help="average each output pixel's footprint where the warp shrinks the image"
+        "--antialias",
+        action="store_true",
+        help="average each output pixel's footprint where the warp shrinks the image",
     )
     parser.add_argument("--compare-opencv", action="store_true", help="also warp with OpenCV and print the difference")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")

@@ -226,9 +226,13 @@ def check_identity_params(family):
         raise Skip("family has no parameter vector (num_params is None)")
     params = family.identity_params(2, dtype=torch.float64)
     if tuple(params.shape) != (2, family.num_params) or params.dtype != torch.float64:
-        return math.inf, GEOMETRY_TOLERANCE, (
-            f"identity_params(2, dtype=float64): expected shape (2, {family.num_params}) float64, "
-            f"got {tuple(params.shape)} {params.dtype}"
+        return (
+            math.inf,
+            GEOMETRY_TOLERANCE,
+            (
+                f"identity_params(2, dtype=float64): expected shape (2, {family.num_params}) float64, "
+                f"got {tuple(params.shape)} {params.dtype}"
+            ),
         )
     points, centres = _points(2), _centres(2)
     error = 0.0
@@ -274,9 +278,13 @@ def check_stn_direction(family):
     if on_grid <= LINEARITY_TOLERANCE:
         return on_grid, LINEARITY_TOLERANCE, detail + " (linear on the grid: destination -> source)"
     if on_points <= LINEARITY_TOLERANCE:
-        return on_grid, LINEARITY_TOLERANCE, (
-            detail + ": the parameters act linearly on source -> destination points, so they describe the "
-            "source -> destination map; STN parameters must describe destination -> source"
+        return (
+            on_grid,
+            LINEARITY_TOLERANCE,
+            (
+                detail + ": the parameters act linearly on source -> destination points, so they describe the "
+                "source -> destination map; STN parameters must describe destination -> source"
+            ),
         )
     raise Skip(detail + ": neither map is linear in the parameters, so the kit cannot tell their direction")
 
@@ -479,7 +487,11 @@ def check_empty(family):
     cases = [
         ("identity(0).grid", lambda: family.identity(0).grid((4, 5)), (0, 4, 5, 2)),
         ("transform_points of 0 points", lambda: example(family, 2).transform_points(torch.zeros(2, 0, 2)), (2, 0, 2)),
-        ("warp of a batch of 0 images", lambda: warp(torch.zeros(0, 3, 4, 5), example(family, 1, torch.float32)), (0, 3, 4, 5)),
+        (
+            "warp of a batch of 0 images",
+            lambda: warp(torch.zeros(0, 3, 4, 5), example(family, 1, torch.float32)),
+            (0, 3, 4, 5),
+        ),
     ]
     for what, make, shape in cases:
         try:
@@ -564,7 +576,9 @@ def check_kornia(family):
         raise Skip("kornia is not installed") from None
     t = example(family, 1)
     image = _image()
-    expected = warp_perspective(image, t.matrix.float(), SIZE, mode="bilinear", padding_mode="zeros", align_corners=True)
+    expected = warp_perspective(
+        image, t.matrix.float(), SIZE, mode="bilinear", padding_mode="zeros", align_corners=True
+    )
     return _max(warp(image, t) - expected), IMAGE_TOLERANCE
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-import warpkit as wk
 from scipy import ndimage
-from warpkit.testing import FamilyTests
 
+import warpkit as wk
+from warpkit.testing import FamilyTests
 from warpkit_elastic import Elastic
 
 
@@ -24,7 +24,9 @@ def test_field_is_scipys_cubic_b_spline(lattice):
     coords = [ys * (ky - 1) / (size[0] - 1), xs * (kx - 1) / (size[1] - 1)]
     coefficients = t.coefficients[0].numpy()
     for axis, base in ((0, xs), (1, ys)):
-        expected = base + ndimage.map_coordinates(coefficients[..., axis], coords, order=3, prefilter=False, mode="nearest")
+        expected = base + ndimage.map_coordinates(
+            coefficients[..., axis], coords, order=3, prefilter=False, mode="nearest"
+        )
         np.testing.assert_allclose(grid[..., axis], expected, atol=1e-10)
 
 

@@ -14,7 +14,17 @@ from __future__ import annotations
 import warnings
 
 import torch
-from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_batch_size, check_dtype, check_size
+
+from warpkit.plugin import (
+    ConvergenceWarning,
+    Direction,
+    ShapeError,
+    Transform,
+    as_float_tensor,
+    check_batch_size,
+    check_dtype,
+    check_size,
+)
 
 __all__ = ["Elastic"]
 
@@ -52,8 +62,17 @@ class Elastic(Transform):
         self.native = Direction.parse(native)
 
     @classmethod
-    def random(cls, size, lattice=(4, 4), magnitude: float = 2.0, batch_size: int = 1, *, seed=None,
-               dtype: torch.dtype = torch.float32, device=None) -> Elastic:
+    def random(
+        cls,
+        size,
+        lattice=(4, 4),
+        magnitude: float = 2.0,
+        batch_size: int = 1,
+        *,
+        seed=None,
+        dtype: torch.dtype = torch.float32,
+        device=None,
+    ) -> Elastic:
         """Random field for augmentation: control displacements ``~ N(0, magnitude^2)`` pixels.
 
         ``seed`` (int or ``torch.Generator``) makes it reproducible. Keep ``magnitude`` below about a third
@@ -197,5 +216,7 @@ def _basis(t: torch.Tensor):
 def _half_extent(src_size, dst_size, align_corners: bool, like: torch.Tensor) -> torch.Tensor:
     height, width = check_size(src_size, "src_size")
     if dst_size is not None and check_size(dst_size, "dst_size") != (height, width):
-        raise ShapeError(f"dst_size: expected the image size {(height, width)} (an elastic field keeps it), got {dst_size}")
+        raise ShapeError(
+            f"dst_size: expected the image size {(height, width)} (an elastic field keeps it), got {dst_size}"
+        )
     return like.new_tensor([(width - 1) / 2, (height - 1) / 2] if align_corners else [width / 2, height / 2])

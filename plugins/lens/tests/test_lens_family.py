@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 import warpkit as wk
 from warpkit.testing import FamilyTests
-
 from warpkit_lens import LensDistortion
 
 K = np.array([[40.0, 0, 31.5], [0, 38.0, 23.0], [0, 0, 1]])
@@ -49,7 +49,9 @@ def test_inverse_is_cv2_undistort_points(lens):
 
 
 def test_undistort_grid_is_cv2_init_undistort_rectify_map(lens):
-    map_x, map_y = cv2.initUndistortRectifyMap(K, lens.coefficients[0].numpy(), None, K, (SIZE[1], SIZE[0]), cv2.CV_32FC1)
+    map_x, map_y = cv2.initUndistortRectifyMap(
+        K, lens.coefficients[0].numpy(), None, K, (SIZE[1], SIZE[0]), cv2.CV_32FC1
+    )
     grid = lens.inverse().grid(SIZE)[0].numpy()
     assert np.abs(grid[..., 0] - map_x).max() < 1e-4 and np.abs(grid[..., 1] - map_y).max() < 1e-4
 
@@ -57,7 +59,9 @@ def test_undistort_grid_is_cv2_init_undistort_rectify_map(lens):
 def test_undistorting_an_image_matches_cv2_remap_on_its_map(lens):
     # cv2.undistort itself uses fixed-point maps (1/32 px), so compare with its float map instead
     image = np.random.default_rng(1).random((*SIZE, 3), dtype=np.float32)
-    map_x, map_y = cv2.initUndistortRectifyMap(K, lens.coefficients[0].numpy(), None, K, (SIZE[1], SIZE[0]), cv2.CV_32FC1)
+    map_x, map_y = cv2.initUndistortRectifyMap(
+        K, lens.coefficients[0].numpy(), None, K, (SIZE[1], SIZE[0]), cv2.CV_32FC1
+    )
     expected = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     got = wk.warp(torch.from_numpy(image).permute(2, 0, 1), lens.inverse())
     assert np.abs(got.permute(1, 2, 0).float().numpy() - expected).max() < 1e-4

@@ -15,7 +15,17 @@ from __future__ import annotations
 import warnings
 
 import torch
-from warpkit.plugin import ConvergenceWarning, Direction, ShapeError, Transform, as_float_tensor, check_batch_size, check_dtype, check_size
+
+from warpkit.plugin import (
+    ConvergenceWarning,
+    Direction,
+    ShapeError,
+    Transform,
+    as_float_tensor,
+    check_batch_size,
+    check_dtype,
+    check_size,
+)
 
 __all__ = ["LensDistortion", "distort", "undistort"]
 
@@ -51,7 +61,9 @@ class LensDistortion(Transform):
         if k.shape[0] != c.shape[0]:
             batch = max(k.shape[0], c.shape[0])
             if 1 not in (k.shape[0], c.shape[0]):
-                raise ShapeError(f"camera and coefficients: expected batch sizes that match, got {k.shape[0]} and {c.shape[0]}")
+                raise ShapeError(
+                    f"camera and coefficients: expected batch sizes that match, got {k.shape[0]} and {c.shape[0]}"
+                )
             k, c = k.expand(batch, 3, 3), c.expand(batch, 4)
         self.focal = torch.stack([k[:, 0, 0], k[:, 1, 1]], -1)  # (B, 2)
         self.centre = k[:, :2, 2]  # (B, 2)
@@ -146,7 +158,9 @@ class LensDistortion(Transform):
 def _frame_camera(src_size, dst_size, align_corners: bool, like: torch.Tensor) -> torch.Tensor:
     height, width = check_size(src_size, "src_size")
     if dst_size is not None and check_size(dst_size, "dst_size") != (height, width):
-        raise ShapeError(f"dst_size: expected the image size {(height, width)} (lens distortion keeps it), got {dst_size}")
+        raise ShapeError(
+            f"dst_size: expected the image size {(height, width)} (lens distortion keeps it), got {dst_size}"
+        )
     fx, fy = ((width - 1) / 2, (height - 1) / 2) if align_corners else (width / 2, height / 2)
     return like.new_tensor([[fx, 0.0, (width - 1) / 2], [0.0, fy, (height - 1) / 2], [0.0, 0.0, 1.0]]).unsqueeze(0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 import warpkit as wk
 from warpkit.plugin import check_batch_size, check_sizes, correspondences
 
@@ -47,7 +48,9 @@ class Attention(wk.Affine):
     def to_params(self, src_size, dst_size=None, *, align_corners: bool = False) -> torch.Tensor:
         src_size, dst_size = check_sizes(src_size, dst_size)
         linear, t = matrix_to_linear(self.matrix, src_size, dst_size, align_corners)
-        scale = (torch.diagonal(linear, dim1=1, dim2=2) / _axis_ratio(linear, src_size, dst_size, align_corners)).mean(-1)
+        scale = (torch.diagonal(linear, dim1=1, dim2=2) / _axis_ratio(linear, src_size, dst_size, align_corners)).mean(
+            -1
+        )
         return torch.cat([scale.unsqueeze(-1), t], dim=1)
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 import warpkit as wk
 from warpkit.plugin import check_batch_size, check_sizes, correspondences
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 import warpkit as wk
 from warpkit.plugin import check_batch_size, check_sizes, check_spread, correspondences
 
@@ -36,9 +37,9 @@ class Similarity(wk.Affine):
         rows = torch.cat([torch.stack([x, -y, one, zero], -1), torch.stack([y, x, zero, one], -1)], dim=1)
         target = torch.cat([d[..., 0], d[..., 1]], dim=1).unsqueeze(-1)
         weight = torch.cat([w, w], dim=1).unsqueeze(-1)
-        a, b, tx, ty = torch.linalg.solve(rows.transpose(1, 2) @ (weight * rows), rows.transpose(1, 2) @ (weight * target))[
-            ..., 0
-        ].unbind(-1)
+        a, b, tx, ty = torch.linalg.solve(
+            rows.transpose(1, 2) @ (weight * rows), rows.transpose(1, 2) @ (weight * target)
+        )[..., 0].unbind(-1)
         matrix = torch.cat([rotation_scale(a, b), torch.stack([tx, ty], -1).unsqueeze(-1)], dim=2)
         return cls(matrix.to(dtype))
 
