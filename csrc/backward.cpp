@@ -189,11 +189,13 @@ template <typename T, int MODE, bool CL> struct Backward {
         const T *m = s.coords + (s.coord_batch > 1 ? b : 0) * 9;
         const double a20 = m[6], cw = double(m[7]) * double(i) + double(m[8]);
         const double fi = double(i);
+        const bool affine = a20 == 0.0 && cw == 1.0;  // affine rows: no divisions
         for (int k = 0; k < n; ++k) {
             const double dx = dxs[k], dy = dys[k];
             if (dx == 0.0 && dy == 0.0) continue;  // also keeps 0 * inf (a point at infinity) out of the sums
-            const double j = double(j0 + k), den = a20 * j + cw;
-            const double xt = dx / den, yt = dy / den, wt = -(dx * double(px[k]) + dy * double(py[k])) / den;
+            const double j = double(j0 + k), den = affine ? 1.0 : a20 * j + cw;
+            const double wt0 = -(dx * double(px[k]) + dy * double(py[k]));
+            const double xt = affine ? dx : dx / den, yt = affine ? dy : dy / den, wt = affine ? wt0 : wt0 / den;
             acc[0] += xt * j;
             acc[1] += xt * fi;
             acc[2] += xt;
