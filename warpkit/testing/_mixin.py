@@ -88,3 +88,6 @@ class FamilyTests:
 
     def test_kornia(self):
         self._check("kornia")
+
+    def test_antialias(self):
+        self._check("antialias")
