@@ -70,8 +70,8 @@ def _halve(level: torch.Tensor) -> torch.Tensor:
     return out.mul_(0.25)
 
 
-#: Elements of the row-sum buffer of :func:`_halve` (256 KiB of float32: stays in cache).
-_BAND_ELEMENTS = 2**16
+#: Elements of the row-sum buffer of :func:`_halve` (512 KiB of float32: stays in cache).
+_BAND_ELEMENTS = 2**17
 
 
 def _extend(level: torch.Tensor, rows: int, cols: int, padding: Padding, fill: torch.Tensor) -> torch.Tensor:
