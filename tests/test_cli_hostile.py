@@ -223,3 +223,15 @@ def test_a_killed_runs_leftover_is_removed_by_the_next_run(capfd, tmp_path):
     code, _, err = run_cli(capfd, image, tmp_path / "out.png", *SHIFT)
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "in.png", "out.png"])
+
+
+@pytest.mark.parametrize("extension", [".png", ".jpg", ".tif", ".bmp", ".ppm", ".pgm", ".webp"])
+def test_header_size_reads_what_opencv_wrote(extension):
+    """The pixel limit is judged from the header: its width and height must be the image's, for every format."""
+    from warpkit._io import header_size
+
+    image = (np.random.default_rng(5).random((37, 53, 3)) * 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(extension, image[..., 0] if extension == ".pgm" else image)
+    assert ok
+    assert header_size(encoded.tobytes()) == (53, 37)
+    assert header_size(b"not an image at all") is None and header_size(b"\x89PNG\r\n\x1a\n") is None

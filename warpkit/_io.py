@@ -43,6 +43,7 @@ __all__ = [
 #: Largest image (width x height) read or written by default: 2**27, e.g. 11585 x 11585.
 DEFAULT_MAX_PIXELS = 2**27
 _ENV_MAX_PIXELS = "WARPKIT_MAX_IMAGE_PIXELS"
+_HEADER_BYTES = 2**18  # JPEG's size can follow 64 KB of EXIF: read this much for the header
 _TEMPORARY = re.compile(r"^\..*\.warpkit-(\d+)-[0-9a-f]+\.tmp$")
 
 
@@ -77,7 +78,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
         raise ImageIOError(f"input: expected an image file, got the directory {name!r}") from None
     except OSError as exc:
         raise ImageIOError(f"input: expected a readable image file, got {name!r} ({exc.strerror})") from None
-    size = header_size(data[:65536].tobytes())
+    size = header_size(data[:_HEADER_BYTES].tobytes())
     if size is not None:
         _check_pixels(size, limit, "input", f"{name!r} (from its header)")
     os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(limit))  # OpenCV's own guard for other formats
@@ -109,7 +110,7 @@ def _check_pixels(size: tuple[int, int], limit: int, argument: str, what: str) -
 
 
 def header_size(head: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` from the first bytes of a PNG, JPEG, TIFF, BMP, PNM or WebP file; None if unknown."""
+    """``(width, height)`` from the first bytes of a PNG, JPEG, TIFF, BMP, PNM, WebP or GIF file; None if unknown."""
     try:
         if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
             return struct.unpack(">II", head[16:24])
@@ -125,6 +126,8 @@ def header_size(head: bytes) -> tuple[int, int] | None:
             return int(tokens[0]), int(tokens[1])
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             return _webp_size(head)
+        if head[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack("<HH", head[6:10])
     except (struct.error, IndexError, ValueError):
         return None
     return None
@@ -247,7 +250,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool =
 def remove_stale_temporaries(directory: str) -> list[str]:
     """Remove the temporaries of :func:`write_image` in ``directory`` whose process is gone (a SIGKILL's
     leftovers); those of live processes are left alone. Returns the removed paths."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
