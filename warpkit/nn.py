@@ -163,6 +163,8 @@ class SpatialTransformer(nn.Module):
         self.localization = localization
         features = _feature_count(localization, in_channels, self.input_size, name)
         num_params = self.warp.family.num_params
+        if num_params is None:  # Warp has refused such a family already; this keeps the type checker informed
+            raise WarpkitError(f"{name}: family: expected a family with STN parameters, got num_params None")
         self.head = nn.Linear(features, num_params)
         with torch.no_grad():
             self.head.weight.zero_()
@@ -216,7 +218,7 @@ def params_matrix(family, params, src_size, dst_size, align_corners) -> tuple[to
 
     for owner, to_theta, is_affine in ((affine.Affine, affine._theta, True), (projective.Projective, projective._theta, False)):
         if isinstance(family, type) and issubclass(family, owner):
-            if family.from_params.__func__ is not owner.from_params.__func__:
+            if getattr(family.from_params, "__func__", None) is not getattr(owner.from_params, "__func__", None):
                 return None
             theta = to_theta(params)
             to_pixels = normalization_matrix(src_size, align_corners, theta.dtype, theta.device, "src_size", inverse=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,13 +92,14 @@ def consistency_report(
     """Compare every family (or those in ``names``) in every mode; ``image`` ``(H, W, 3)`` float32, ``size`` ``(H, W)``."""
     import cv2  # noqa: F401 - fail early (and clearly, in run_report) when OpenCV is missing
 
+    kornia_transform: Any
     try:
         import kornia.geometry.transform as kornia_transform
     except ImportError:
         kornia_transform = None
     image = load_image() if image is None else np.ascontiguousarray(image, dtype=np.float32)
     src_size = image.shape[:2]
-    size = tuple(size) if size is not None else (src_size[0] * 7 // 8, src_size[1] * 7 // 8)
+    size = (int(size[0]), int(size[1])) if size is not None else (src_size[0] * 7 // 8, src_size[1] * 7 // 8)
     tensor = torch.from_numpy(image.transpose(2, 0, 1).copy()).unsqueeze(0)
     rows = []
     for name, family in sorted(registered_families().items()):

@@ -113,17 +113,17 @@ def _run(args: argparse.Namespace) -> None:
                           f"limit), got {size[0]}x{size[1]} = {size[0] * size[1]:,}")
     channels = 1 if image.ndim == 2 else image.shape[2]
     check_encodable(args.output, image.dtype, channels)  # before the work: JPEG cannot hold alpha or 16 bits
-    fill = _fill_in_stored_order(fill, channels)
+    stored_fill = _fill_in_stored_order(fill, channels)
     transform = build_transform(_transform_spec(args), src_size, size)
 
     chw = torch.from_numpy(np.ascontiguousarray(image.reshape(*src_size, channels).transpose(2, 0, 1)).astype(np.float32))
-    out = warp(chw, transform, size, interpolation=interpolation, padding=padding, fill=fill,
+    out = warp(chw, transform, size, interpolation=interpolation, padding=padding, fill=stored_fill,
                antialias=args.antialias)
     warped = out.permute(1, 2, 0).numpy()
     result = _to_dtype(warped, image.dtype).reshape(*size, channels)
     if image.ndim == 2:
         result = result[..., 0]
-    comparison = _compare_opencv(image, transform, size, interpolation, padding, fill, warped, result) if args.compare_opencv else []
+    comparison = _compare_opencv(image, transform, size, interpolation, padding, stored_fill, warped, result) if args.compare_opencv else []
     write_image(args.output, result, overwrite=args.force)
     print(f"wrote {args.output}: {size[0]}x{size[1]}, {channels} channel(s), {image.dtype}, {transform!r}")
     for line in comparison:
@@ -160,7 +160,7 @@ def _channel_names(channels: int) -> str:
     return {1: "gray", 2: "gray, alpha", 3: "R, G, B", 4: "R, G, B, A"}.get(channels, "stored")
 
 
-def build_transform(spec: dict, src_size: tuple[int, int], dst_size: tuple[int, int]) -> Transform:
+def build_transform(spec: object, src_size: tuple[int, int], dst_size: tuple[int, int]) -> Transform:
     """A transform from a JSON-like ``spec`` (see the module docstring); sizes are ``(H, W)``.
 
     ``{"matrix": 2x3 | 3x3}`` (affine | projective, or ``"family"`` with a matrix family),
@@ -187,13 +187,14 @@ def build_transform(spec: dict, src_size: tuple[int, int], dst_size: tuple[int, 
     if given == ["matrix"]:
         matrix = _array(spec["matrix"], "matrix")
         if name is None:
-            name = {(2, 3): "affine", (3, 3): "projective"}.get(tuple(matrix.shape))
+            by_shape: dict[tuple[int, ...], str] = {(2, 3): "affine", (3, 3): "projective"}
+            name = by_shape.get(tuple(matrix.shape))
             if name is None:
                 raise _UsageError(f"matrix: expected 2x3 (affine) or 3x3 (projective) numbers, got shape {tuple(matrix.shape)}")
         family = get_family(name)
         if not family.has_matrix:
             raise _UsageError(f"family: expected a family that takes a matrix (affine, projective), got {name!r}")
-        return family(matrix)
+        return family(matrix)  # type: ignore[call-arg]  # a matrix family's constructor takes the matrix
 
     if given == ["params"]:
         if name is None:
@@ -223,7 +224,7 @@ def build_transform(spec: dict, src_size: tuple[int, int], dst_size: tuple[int, 
     return family.estimate(src, dst)
 
 
-def _transform_spec(args: argparse.Namespace) -> dict:
+def _transform_spec(args: argparse.Namespace) -> object:
     sources = [flag for flag, value in (("--matrix", args.matrix), ("--params", args.params), ("--src", args.src),
                                          ("--transform", args.transform)) if value is not None]
     if args.dst is not None and args.src is None:
@@ -234,10 +235,10 @@ def _transform_spec(args: argparse.Namespace) -> dict:
             + (" ".join(sources) if sources else "none")
         )
     if args.transform is not None:
-        spec = _load_json_file(args.transform)
-        if isinstance(spec, dict) and args.family is not None:
-            spec.setdefault("family", args.family)
-        return spec
+        loaded = _load_json_file(args.transform)
+        if isinstance(loaded, dict) and args.family is not None:
+            loaded.setdefault("family", args.family)
+        return loaded
     spec: dict = {"family": args.family}
     if args.matrix is not None:
         values = _numbers(args.matrix, "--matrix")

@@ -115,7 +115,8 @@ def theta_params_grid(cls, owner, to_theta, params, src_size, dst_size, align_co
     ``theta_grid(to_theta(params))``, no inverse. A subclass ``cls`` with its own ``from_params`` (its own
     parameters) gets the generic ``from_params(...).grid(...)`` instead.
     """
-    if cls.from_params.__func__ is not owner.from_params.__func__:
-        return Transform.grid_from_params.__func__(cls, params, src_size, dst_size, align_corners=align_corners)
+    if getattr(cls.from_params, "__func__", None) is not getattr(owner.from_params, "__func__", None):
+        generic = getattr(Transform.grid_from_params, "__func__")  # noqa: B009 - the unbound classmethod
+        return generic(cls, params, src_size, dst_size, align_corners=align_corners)
     src_size, dst_size = check_sizes(src_size, dst_size)
     return theta_grid(to_theta(params), src_size, dst_size, align_corners)

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,7 +24,7 @@ from .training import TrainConfig, test_error, train
 __all__ = ["PRESETS", "StnDemoResult", "run_stn_demo"]
 
 # (seeds, epochs, test digits per class, test copies, digit limit); see run_stn_demo
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(seeds=1, epochs=1, test_per_class=5, test_copies=1, limit=200),
     "default": dict(seeds=1, epochs=10, test_per_class=50, test_copies=4, limit=None),
     "full": dict(seeds=3, epochs=12, test_per_class=50, test_copies=4, limit=None),
@@ -71,7 +72,7 @@ def run_stn_demo(
     settings = dict(PRESETS[preset], data=str(data), preset=preset, jobs=jobs)
     settings.update({k: v for k, v in dict(seeds=seeds, epochs=epochs).items() if v is not None})
     tasks = [(kind, model, seed) for seed in range(settings["seeds"]) for kind in distortions for model in models]
-    errors = {kind: {model: [] for model in models} for kind in distortions}
+    errors: dict[str, dict[str, list[float]]] = {kind: {model: [] for model in models} for kind in distortions}
     parameters: dict[str, dict[str, int]] = {kind: {} for kind in distortions}
     timings: dict[str, dict[str, list[float]]] = {kind: {model: [] for model in models} for kind in distortions}
     states: dict[tuple[str, str], dict] = {}
@@ -100,7 +101,7 @@ def run_stn_demo(
     if preset == "quick":
         print("(--quick: 1 epoch on 200 digits, a smoke test; these numbers mean nothing)")
     figure = None
-    if out is not None:
+    if out is not None and log is not None:
         figure = _figure(Path(out), states, settings, distortions, models)
         _write_log(log, errors, parameters, timings, settings, seconds)
         print(f"figure: {figure}; results: {log}")

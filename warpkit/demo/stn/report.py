@@ -11,7 +11,7 @@ __all__ = ["PAPER", "format_table", "save_figure"]
 
 # Jaderberg et al. (2015): test error (%) on distorted MNIST, Table 1 (R, RTS, P, E) and the
 # translated-cluttered result quoted in the text (TC: CNN 3.5, ST-CNN affine 1.7). None: not reported there.
-PAPER = {
+PAPER: dict[str, dict[str, float | None]] = {
     "R": {"cnn": 1.2, "affine": 0.7, "projective": 0.8, "tps": 0.7},
     "RTS": {"cnn": 0.8, "affine": 0.5, "projective": 0.6, "tps": 0.5},
     "P": {"cnn": 1.5, "affine": 0.8, "projective": 0.8, "tps": 0.8},
