@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import CV2_BORDER, CV2_INTERP, FILL, INTERPOLATIONS, PADDINGS, assert_matches, cv2_border_value, to_numpy
 from scipy.interpolate import RBFInterpolator
 
 import warpkit as wk
-from conftest import CV2_BORDER, CV2_INTERP, FILL, INTERPOLATIONS, PADDINGS, assert_matches, cv2_border_value, to_numpy
 
 OUT_SIZE = (30, 40)  # (H, W), differs from the (48, 64) input
 
