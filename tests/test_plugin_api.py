@@ -154,6 +154,14 @@ def test_composed_transforms_index_each_part():
     assert bool(wk.Affine.identity(0)) and len(wk.Affine.identity(0)) == 0
 
 
+def test_to_moves_every_tensor_the_transform_holds(family):
+    """On the meta device (no data, any machine): a tensor left behind would break on a GPU."""
+    moved = _example(family, 2, torch.float32).to("meta")
+    assert moved.device.type == "meta"
+    tensors = [v for v in vars(moved).values() if isinstance(v, torch.Tensor)]
+    assert tensors and all(t.device.type == "meta" for t in tensors)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_to_moves_every_family_to_the_gpu_and_back(family):
     t = _example(family, 2, torch.float32)
