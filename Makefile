@@ -5,16 +5,16 @@ TORCH ?= torch==2.13.0
 BIN = $(VENV)/bin
 PLUGINS = $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: setup report test bench demo
+.PHONY: setup report test lint bench demo
 
 setup: $(VENV)/.installed
 
-# torch first, so that the project's `torch>=2.1` is already met and pip does not fetch another build.
+# torch first, so that the project's `torch>=2.4` is already met and pip does not fetch another build.
 $(VENV)/.installed: pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test,demo,onnx]" $(patsubst %/pyproject.toml,./%,$(PLUGINS))
+	$(BIN)/python -m pip install -q -e ".[test,demo,onnx,lint]" $(patsubst %/pyproject.toml,./%,$(PLUGINS))
 	touch $@
 
 report: setup
@@ -22,6 +22,12 @@ report: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# ruff (lint and format) and mypy, as CI runs them
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/warpkit bench --out docs/bench.png
