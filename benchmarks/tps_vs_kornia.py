@@ -53,8 +53,13 @@ print(json.dumps({"seconds": min([seconds] + times), "peak_mib": peak, "shape": 
 
 def measure(which: str, size: int, points: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", PROBE, which, str(size), str(points)], capture_output=True, text=True,
-                          env=env, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, which, str(size), str(points)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     if done.returncode:
         raise SystemExit(f"{which} failed: {done.stderr.strip().splitlines()[-1]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -76,8 +81,10 @@ def main() -> None:
         times = [r["seconds"] * 1e3 for r in runs]
         peaks = [r["peak_mib"] for r in runs]
         summary[which] = (statistics.median(times), statistics.median(peaks))
-        print(f"  {which:8s} time {statistics.median(times):7.1f} ms (min {min(times):.1f}, max {max(times):.1f})   "
-              f"peak RSS growth {statistics.median(peaks):6.1f} MiB (min {min(peaks):.1f}, max {max(peaks):.1f})")
+        print(
+            f"  {which:8s} time {statistics.median(times):7.1f} ms (min {min(times):.1f}, max {max(times):.1f})   "
+            f"peak RSS growth {statistics.median(peaks):6.1f} MiB (min {min(peaks):.1f}, max {max(peaks):.1f})"
+        )
     (t_w, m_w), (t_k, m_k) = summary["warpkit"], summary["kornia"]
     print(f"  warpkit / kornia: time {t_w / t_k:.2f}x, peak memory {m_w / max(m_k, 1e-9):.2f}x (target: within 2x)")
 

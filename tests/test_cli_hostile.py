@@ -36,7 +36,7 @@ BAD_IMAGES = {
 }
 # crafted --transform file (with a good image) -> how the error starts
 BAD_TRANSFORMS = {
-    "numeric-strings.json": "matrix: expected 2x3 or 3x3 numbers (finite JSON numbers), got \"1\"",
+    "numeric-strings.json": 'matrix: expected 2x3 or 3x3 numbers (finite JSON numbers), got "1"',
     "regularization-true.json": "regularization: expected a number >= 0, got true",
     "nested-params.json": "params: expected a flat list of numbers",
     "batched-matrix.json": "matrix: expected 2x3 or 3x3 numbers",
@@ -107,7 +107,11 @@ def test_alpha_into_jpeg_is_refused_before_the_work(capfd, tmp_path):
     image = tmp_path / "in.png"
     cv2.imwrite(str(image), np.full((10, 12, 4), 200, np.uint8))
     code, _, err = run_cli(capfd, image, tmp_path / "out.jpg", *SHIFT)
-    assert_one_line_error(code, err, "output: expected a format that can hold a uint8 colour+alpha image, got '.jpg', which would store it as uint8 colour image")
+    assert_one_line_error(
+        code,
+        err,
+        "output: expected a format that can hold a uint8 colour+alpha image, got '.jpg', which would store it as uint8 colour image",
+    )
     code, _, err = run_cli(capfd, image, tmp_path / "out16.jpg", *SHIFT)
     assert list(p.name for p in tmp_path.iterdir()) == ["in.png"]
     sixteen = tmp_path / "in16.png"
@@ -131,8 +135,18 @@ def test_compare_opencv_on_a_hanging_case_is_skipped(capfd, tmp_path):
     image = tmp_path / "in.png"
     cv2.imwrite(str(image), (np.random.default_rng(0).random((24, 32, 3)) * 255).astype(np.uint8))
     start = time.perf_counter()
-    code, out, err = run_cli(capfd, image, tmp_path / "out.png", "--matrix", "1,0,0,0,1,0,0.05,0,1",
-                             "--interpolation", "nearest", "--padding", "reflect", "--compare-opencv")
+    code, out, err = run_cli(
+        capfd,
+        image,
+        tmp_path / "out.png",
+        "--matrix",
+        "1,0,0,0,1,0,0.05,0,1",
+        "--interpolation",
+        "nearest",
+        "--padding",
+        "reflect",
+        "--compare-opencv",
+    )
     assert code == 0 and err == "", err
     assert "compare-opencv: skipped: matrix: OpenCV's nearest with reflect" in out
     assert time.perf_counter() - start < 60
@@ -155,12 +169,29 @@ def test_fill_any_channel_count_in_rgb_order(capfd, tmp_path, channels, fill, st
     data = np.random.default_rng(channels).integers(0, 256, shape, dtype=np.uint8)
     image = tmp_path / "in.tif"
     cv2.imwrite(str(image), data)
-    code, _, err = run_cli(capfd, image, tmp_path / "out.tif", "--matrix", "1,0,4,0,1,3", "--padding", "constant",
-                           "--fill", fill, "--interpolation", "nearest")
+    code, _, err = run_cli(
+        capfd,
+        image,
+        tmp_path / "out.tif",
+        "--matrix",
+        "1,0,4,0,1,3",
+        "--padding",
+        "constant",
+        "--fill",
+        fill,
+        "--interpolation",
+        "nearest",
+    )
     assert code == 0, err
     out = cv2.imread(str(tmp_path / "out.tif"), cv2.IMREAD_UNCHANGED)
-    reference = cv2.warpAffine(data, np.array([[1, 0, 4], [0, 1, 3.0]]), (12, 10), flags=cv2.INTER_NEAREST,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(stored) + (0,) * (4 - len(stored)))
+    reference = cv2.warpAffine(
+        data,
+        np.array([[1, 0, 4], [0, 1, 3.0]]),
+        (12, 10),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=tuple(stored) + (0,) * (4 - len(stored)),
+    )
     np.testing.assert_array_equal(out, reference)
     np.testing.assert_array_equal(out.reshape(10, 12, -1)[0, 0], stored)
 
@@ -189,7 +220,9 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("signum, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+@pytest.mark.parametrize(
+    "signum, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
+)
 def test_signal_mid_write_removes_the_temporary_and_says_one_line(tmp_path, signum, code, word):
     image = tmp_path / "in.png"
     cv2.imwrite(str(image), np.zeros((8, 9, 3), np.uint8))
@@ -197,8 +230,12 @@ def test_signal_mid_write_removes_the_temporary_and_says_one_line(tmp_path, sign
     out_dir.mkdir()
     script = tmp_path / "slow.py"
     script.write_text(SLOW_WRITE)
-    process = subprocess.Popen([sys.executable, str(script), "warp", str(image), str(out_dir / "out.png"), *SHIFT],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script), "warp", str(image), str(out_dir / "out.png"), *SHIFT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout.readline().strip() == "writing"
         assert len(list(out_dir.iterdir())) == 1  # the temporary

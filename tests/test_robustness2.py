@@ -142,7 +142,9 @@ def test_plugin_that_exits_at_import_is_a_failed_record(plugin_env, raise_):
     with pytest.warns(RuntimeWarning, match="exiting"):
         names = wk.families()  # must not raise SystemExit / KeyboardInterrupt into the program
     assert "exiting" not in names and "affine" in names
-    with pytest.raises(wk.PluginLoadError, match="plugin 'exiting' .* failed to load: (SystemExit: 3|KeyboardInterrupt)"):
+    with pytest.raises(
+        wk.PluginLoadError, match="plugin 'exiting' .* failed to load: (SystemExit: 3|KeyboardInterrupt)"
+    ):
         wk.get_family("exiting")
     report = wk.testing.check_family("exiting")
     assert not report.passed and report.results[0].name == "load"
@@ -156,13 +158,19 @@ def test_cli_families_and_check_report_an_exiting_plugin(plugin_env):
     root = plugin_env("exiting-dist", {"exiting": "exiting_mod:Family"}, {"exiting_mod": "import sys; sys.exit(3)"})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
     for command in (["families"], ["check", "exiting"]):
-        done = subprocess.run([sys.executable, "-m", "warpkit", *command], capture_output=True, text=True, env=env, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "warpkit", *command], capture_output=True, text=True, env=env, timeout=300
+        )
         assert done.returncode == 1, (command, done.returncode, done.stdout, done.stderr)
         assert "exiting" in done.stdout and "SystemExit" in done.stdout, done.stdout
 
 
 def test_staticmethod_estimate_does_not_crash_listing(plugin_env):
-    plugin_env("static-dist", {"static": "static_mod:Static"}, {"static_mod": """
+    plugin_env(
+        "static-dist",
+        {"static": "static_mod:Static"},
+        {
+            "static_mod": """
         import warpkit as wk
 
         class Static(wk.Affine):
@@ -171,7 +179,9 @@ def test_staticmethod_estimate_does_not_crash_listing(plugin_env):
             @staticmethod
             def estimate(src, dst, weights=None):
                 return wk.Affine.estimate(src, dst, weights)
-    """})
+    """
+        },
+    )
     assert wk.get_family("static").can_estimate()
     from warpkit.cli._families import _capabilities
 
@@ -179,7 +189,11 @@ def test_staticmethod_estimate_does_not_crash_listing(plugin_env):
 
 
 def test_wrong_shaped_points_from_a_family_name_it(plugin_env):
-    plugin_env("bad-dist", {"badshape": "bad_mod:BadShape"}, {"bad_mod": """
+    plugin_env(
+        "bad-dist",
+        {"badshape": "bad_mod:BadShape"},
+        {
+            "bad_mod": """
         import warpkit as wk
 
         class BadShape(wk.Affine):
@@ -191,10 +205,14 @@ def test_wrong_shaped_points_from_a_family_name_it(plugin_env):
 
             def inverse(self):
                 return type(self)(super().inverse().matrix[:, :2])
-    """})
+    """
+        },
+    )
     family = wk.get_family("badshape")
     t = family(torch.eye(2, 3).expand(2, 2, 3))
-    with pytest.raises(wk.ShapeError, match=r"BadShape.map_points: expected points of shape \(B, 20, 2\) from family 'badshape'"):
+    with pytest.raises(
+        wk.ShapeError, match=r"BadShape.map_points: expected points of shape \(B, 20, 2\) from family 'badshape'"
+    ):
         t.grid((4, 5))
     with pytest.raises(wk.ShapeError, match="from family 'badshape'"):
         wk.warp(torch.rand(2, 1, 4, 5), t, interpolation="bicubic")
@@ -223,9 +241,12 @@ def test_plugin_calling_get_family_at_import_while_another_thread_lists_does_not
     import subprocess
     import sys
 
-    root = plugin_env("selfish-dist", {"selfish": "selfish_mod:Selfish"}, {
-        "gate": "import threading\nstarted = threading.Event()\ngo = threading.Event()\n",
-        "selfish_mod": """
+    root = plugin_env(
+        "selfish-dist",
+        {"selfish": "selfish_mod:Selfish"},
+        {
+            "gate": "import threading\nstarted = threading.Event()\ngo = threading.Event()\n",
+            "selfish_mod": """
             import gate
             import warpkit as wk
             gate.started.set()
@@ -235,7 +256,8 @@ def test_plugin_calling_get_family_at_import_while_another_thread_lists_does_not
             class Selfish(Affine):
                 name = "selfish"
         """,
-    })
+        },
+    )
     probe = tmp_path / "probe.py"
     probe.write_text(DEADLOCK_PROBE)
     done = subprocess.run([sys.executable, str(probe), str(root)], capture_output=True, text=True, timeout=120)
@@ -332,7 +354,9 @@ def test_kit_skips_the_opencv_check_where_opencv_would_hang(monkeypatch):
     from warpkit.testing import _kit
 
     monkeypatch.setattr(_kit, "cv2_options", lambda: __import__("warpkit")._opencv.cv2_options("bilinear", "reflect"))
-    monkeypatch.setattr(wk.Affine, "grid", lambda self, size: torch.full((1, *size, 2), float("nan"), dtype=torch.float64))
+    monkeypatch.setattr(
+        wk.Affine, "grid", lambda self, size: torch.full((1, *size, 2), float("nan"), dtype=torch.float64)
+    )
     result = _kit.run_check(wk.Affine, "cv2_remap")
     assert result.skipped and "OpenCV skipped: grid: OpenCV's bilinear with reflect" in result.detail
 

@@ -58,7 +58,9 @@ def test_reversed_fit_inverted_is_scipys_forward_map(regularization):
     src, dst = control_points()
     points = np.random.default_rng(1).uniform(-20, 80, (200, 2))
     ours = wk.ThinPlateSpline.fit(torch.tensor(dst), torch.tensor(src), regularization).inverse()
-    np.testing.assert_allclose(ours.transform_points(torch.tensor(points)).numpy(), scipy_tps(src, dst, regularization)(points), atol=1e-9)
+    np.testing.assert_allclose(
+        ours.transform_points(torch.tensor(points)).numpy(), scipy_tps(src, dst, regularization)(points), atol=1e-9
+    )
 
 
 def test_far_from_the_origin_well_spread_points_fit_as_scipy_does():
@@ -80,8 +82,9 @@ def test_regularization_scales_with_the_frame():
     dst = src + rng.uniform(-30, 30, (12, 2))
     tps = wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst), 5000.0)
     points = rng.uniform(0, 3000, (40, 2))
-    np.testing.assert_allclose(tps.inverse().transform_points(torch.tensor(points)).numpy(),
-                               scipy_tps(dst, src, 5000.0)(points), atol=1e-8)
+    np.testing.assert_allclose(
+        tps.inverse().transform_points(torch.tensor(points)).numpy(), scipy_tps(dst, src, 5000.0)(points), atol=1e-8
+    )
 
 
 @pytest.mark.parametrize("value", [math.inf, math.nan, -1.0, True, "1", None])
@@ -178,8 +181,13 @@ def test_tps_warp_memory_is_bounded_by_the_output(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr
     ratio = float(done.stdout.strip().splitlines()[-1])
     assert ratio < 25, f"peak grew by {ratio:.1f}x the output"  # measured 3-11x (allocator noise); it was 170-900x
@@ -202,7 +210,11 @@ def test_warp_matches_cv2_remap_on_its_grid(image_np, image, spline_and_grid, in
     ours = wk.warp(image, tps, OUT_SIZE, interpolation=interpolation, padding=padding, fill=FILL)
     g = grid[0].float().numpy()
     reference = cv2.remap(
-        image_np, g[..., 0].copy(), g[..., 1].copy(), CV2_INTERP[interpolation], borderMode=CV2_BORDER[padding],
+        image_np,
+        g[..., 0].copy(),
+        g[..., 1].copy(),
+        CV2_INTERP[interpolation],
+        borderMode=CV2_BORDER[padding],
         borderValue=cv2_border_value(padding),
     )
     assert_matches(to_numpy(ours), reference, interpolation)
@@ -234,7 +246,9 @@ def test_from_params_matches_scipy_in_the_normalised_frame(image_np, image, alig
     """STN parameters: where each destination control point (normalised) reads the source (normalised)."""
     rng = np.random.default_rng(10)
     params = control_grid(4) + rng.uniform(-0.15, 0.15, (16, 2))
-    tps = wk.ThinPlateSpline.from_params(torch.tensor(params.reshape(1, -1)), image_np.shape[:2], OUT_SIZE, align_corners=align_corners)
+    tps = wk.ThinPlateSpline.from_params(
+        torch.tensor(params.reshape(1, -1)), image_np.shape[:2], OUT_SIZE, align_corners=align_corners
+    )
     (h, w), (hs, ws) = OUT_SIZE, image_np.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     if align_corners:
@@ -249,7 +263,12 @@ def test_from_params_matches_scipy_in_the_normalised_frame(image_np, image, alig
     expected = np.column_stack([px, py]).reshape(h, w, 2)
     np.testing.assert_allclose(tps.grid(OUT_SIZE)[0].double().numpy(), expected, atol=1e-4)
     ours = wk.warp(image.double(), tps, OUT_SIZE, interpolation="bilinear", padding="replicate")
-    reference = cv2.remap(image_np, *[expected[..., i].astype(np.float32) for i in (0, 1)], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    reference = cv2.remap(
+        image_np,
+        *[expected[..., i].astype(np.float32) for i in (0, 1)],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     assert_matches(to_numpy(ours), reference, "bilinear")
     # the parameters come back (the grid is native, so this goes through the Newton inverse twice)
     back = tps.to_params(image_np.shape[:2], OUT_SIZE, align_corners=align_corners)
@@ -287,14 +306,18 @@ def test_affine_then_tps_is_composed_and_its_grid_is_the_composition(image_np, i
     points = np.random.default_rng(14).uniform(0, 64, (30, 2))
     moved = cv2.transform(points[None], m)[0]  # affine first, then the spline (whose inverse is scipy's)
     for t in (composed, tps @ affine):
-        np.testing.assert_allclose(scipy_tps(dst, src)(t.transform_points(torch.tensor(points)).numpy()), moved, atol=1e-9)
+        np.testing.assert_allclose(
+            scipy_tps(dst, src)(t.transform_points(torch.tensor(points)).numpy()), moved, atol=1e-9
+        )
     # grid: each destination pixel reads affine^-1(tps^-1(q)), both in closed form
     grid = composed.grid(OUT_SIZE)[0].reshape(-1, 2).numpy()
     expected = cv2.transform(scipy_tps(dst, src)(pixel_centres(OUT_SIZE))[None], cv2.invertAffineTransform(m))[0]
     np.testing.assert_allclose(grid, expected, atol=1e-9)
     g = grid.reshape(*OUT_SIZE, 2).astype(np.float32)
     ours = wk.warp(image, composed, OUT_SIZE, interpolation="bicubic", padding="reflect101")
-    reference = cv2.remap(image_np, g[..., 0].copy(), g[..., 1].copy(), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    reference = cv2.remap(
+        image_np, g[..., 0].copy(), g[..., 1].copy(), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101
+    )
     assert_matches(to_numpy(ours), reference, "bicubic")
 
 
@@ -306,7 +329,9 @@ def test_folding_spline_warns_about_convergence():
     with pytest.warns(wk.ConvergenceWarning):
         tps.grid((40, 40))
     with pytest.warns(wk.ConvergenceWarning):  # the fitted direction folds too; its points are solved
-        wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst)).transform_points(torch.tensor(pixel_centres((40, 40))))
+        wk.ThinPlateSpline.fit(torch.tensor(src), torch.tensor(dst)).transform_points(
+            torch.tensor(pixel_centres((40, 40)))
+        )
 
 
 def test_smooth_spline_does_not_warn(spline_and_grid):
@@ -392,4 +417,6 @@ def test_gradients_through_chunked_evaluation_match_one_evaluation(monkeypatch):
     d = dst.clone().requires_grad_()
     (chunked,) = torch.autograd.grad(loss(d), [d])
     torch.testing.assert_close(chunked, expected, atol=1e-10, rtol=0)
-    assert torch.autograd.gradcheck(lambda d: wk.ThinPlateSpline.fit(src, d).grid((3, 4)), (dst.clone().requires_grad_(),))
+    assert torch.autograd.gradcheck(
+        lambda d: wk.ThinPlateSpline.fit(src, d).grid((3, 4)), (dst.clone().requires_grad_(),)
+    )

@@ -88,9 +88,13 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
         with quiet_codecs():
             image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error as exc:
-        raise ImageIOError(f"input: expected an image file OpenCV can decode, got {name!r} ({_first_line(exc)})") from None
+        raise ImageIOError(
+            f"input: expected an image file OpenCV can decode, got {name!r} ({_first_line(exc)})"
+        ) from None
     except MemoryError:
-        raise ImageIOError(f"input: expected an image that fits in memory, got {name!r} (out of memory decoding it)") from None
+        raise ImageIOError(
+            f"input: expected an image that fits in memory, got {name!r} (out of memory decoding it)"
+        ) from None
     if image is None:
         raise ImageIOError(
             f"input: expected an image file OpenCV can decode (PNG, JPEG, TIFF, ...), got {name!r} "
@@ -159,7 +163,9 @@ def _tiff_size(head: bytes) -> tuple[int, int] | None:
         entry = head[offset + 2 + 12 * i : offset + 14 + 12 * i]
         tag, kind = struct.unpack(order + "HH", entry[:4])
         if tag in (256, 257):
-            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
+            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[
+                0
+            ]
     return (found[256], found[257]) if len(found) == 2 else None
 
 
@@ -285,10 +291,14 @@ def _publish(temporary: str, path: str, overwrite: bool) -> None:
     try:
         os.link(temporary, path)  # fails if path exists, even if it appeared since the check above
     except FileExistsError:
-        raise ImageIOError(f"output: expected a path that does not exist yet, got {path!r} (use --force to overwrite)") from None
+        raise ImageIOError(
+            f"output: expected a path that does not exist yet, got {path!r} (use --force to overwrite)"
+        ) from None
     except OSError:  # a file system without hard links
         if os.path.lexists(path):
-            raise ImageIOError(f"output: expected a path that does not exist yet, got {path!r} (use --force to overwrite)") from None
+            raise ImageIOError(
+                f"output: expected a path that does not exist yet, got {path!r} (use --force to overwrite)"
+            ) from None
         os.replace(temporary, path)
 
 

@@ -49,7 +49,9 @@ def cv2_options(interpolation="bilinear", padding="zeros", fill=0.0, channels: i
 REFLECT_STEPS_LIMIT = 1e8
 
 
-def check_opencv_returns(image: np.ndarray, options: dict, grid: np.ndarray | None = None, argument: str = "grid") -> None:
+def check_opencv_returns(
+    image: np.ndarray, options: dict, grid: np.ndarray | None = None, argument: str = "grid"
+) -> None:
     """Raise :class:`ModeError` where OpenCV 5.0 would never return (or take minutes); the callers skip there.
 
     - ``INTER_CUBIC`` with ``BORDER_REFLECT_101`` on an image with a side of 1 pixel loops forever
@@ -64,8 +66,10 @@ def check_opencv_returns(image: np.ndarray, options: dict, grid: np.ndarray | No
 
     cubic_reflect101 = options["flags"] == cv2.INTER_CUBIC and options["borderMode"] == cv2.BORDER_REFLECT_101
     if cubic_reflect101 and min(image.shape[:2]) == 1:
-        raise ModeError(f"padding: OpenCV never returns from bicubic with reflect101 on an image with a side of 1 "
-                        f"pixel; expected an image of at least 2x2, got {image.shape[0]}x{image.shape[1]}")
+        raise ModeError(
+            f"padding: OpenCV never returns from bicubic with reflect101 on an image with a side of 1 "
+            f"pixel; expected an image of at least 2x2, got {image.shape[0]}x{image.shape[1]}"
+        )
     folding = options["borderMode"] in (cv2.BORDER_REFLECT, cv2.BORDER_REFLECT_101)
     if grid is None or not folding or options["flags"] not in (cv2.INTER_NEAREST, cv2.INTER_LINEAR):
         return
@@ -79,8 +83,10 @@ def check_opencv_returns(image: np.ndarray, options: dict, grid: np.ndarray | No
             f"finite ones, got {int(bad.sum())} non-finite point(s)"
         )
     height, width = image.shape[:2]
-    steps = (np.maximum(np.abs(points[:, 0]) / max(width, 1) - 1, 0).sum()
-             + np.maximum(np.abs(points[:, 1]) / max(height, 1) - 1, 0).sum())
+    steps = (
+        np.maximum(np.abs(points[:, 0]) / max(width, 1) - 1, 0).sum()
+        + np.maximum(np.abs(points[:, 1]) / max(height, 1) - 1, 0).sum()
+    )
     if steps > REFLECT_STEPS_LIMIT:
         raise ModeError(
             f"{argument}: OpenCV's {mode} with {border} takes time in proportion to how far outside the image a point "
@@ -107,8 +113,14 @@ def remap(image: np.ndarray, grid: np.ndarray, options: dict) -> np.ndarray:
 
     grid = np.asarray(grid, dtype=np.float32)
     check_opencv_returns(image, options, grid)
-    return cv2.remap(image, np.ascontiguousarray(grid[..., 0]), np.ascontiguousarray(grid[..., 1]),
-                     options["flags"], borderMode=options["borderMode"], borderValue=options["borderValue"])
+    return cv2.remap(
+        image,
+        np.ascontiguousarray(grid[..., 0]),
+        np.ascontiguousarray(grid[..., 1]),
+        options["flags"],
+        borderMode=options["borderMode"],
+        borderValue=options["borderValue"],
+    )
 
 
 def _matrix_grid(matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:

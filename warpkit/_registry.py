@@ -188,8 +188,7 @@ def _discover() -> None:
         if existing is not None:
             record.status = "refused"
             record.error = PluginLoadError(
-                f"plugin {ep.name!r} from {record.owner} refused: the name is already registered to "
-                f"{existing.owner}"
+                f"plugin {ep.name!r} from {record.owner} refused: the name is already registered to {existing.owner}"
             )
             _refused.append(record)
             warnings.warn(str(record.error), RuntimeWarning, stacklevel=3)
@@ -261,8 +260,7 @@ def _load(record: FamilyRecord) -> None:
             raise TypeError(f"entry point {record.target} is {family!r}, not a warpkit.Transform subclass")
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         error = PluginLoadError(
-            f"plugin {record.name!r} from {record.owner} ({record.target}) failed to load: "
-            f"{type(exc).__name__}: {exc}"
+            f"plugin {record.name!r} from {record.owner} ({record.target}) failed to load: {type(exc).__name__}: {exc}"
         )
         error.__cause__ = exc
         with _lock:

@@ -120,7 +120,18 @@ def consistency_report(
         for interpolation in Interpolation:
             for padding in Padding:
                 rows.append(
-                    _compare(name, tensor, image, transform, grid, matrix, family_size, interpolation, padding, kornia_transform)
+                    _compare(
+                        name,
+                        tensor,
+                        image,
+                        transform,
+                        grid,
+                        matrix,
+                        family_size,
+                        interpolation,
+                        padding,
+                        kornia_transform,
+                    )
                 )
     return rows
 
@@ -128,7 +139,12 @@ def consistency_report(
 def _compare(name, tensor, image, transform, grid, matrix, size, interpolation, padding, kornia_transform) -> Row:
     mode, pad = interpolation.value, padding.value
     try:
-        ours = warp(tensor, transform, size, interpolation=mode, padding=pad, fill=FILL)[0].permute(1, 2, 0).double().numpy()
+        ours = (
+            warp(tensor, transform, size, interpolation=mode, padding=pad, fill=FILL)[0]
+            .permute(1, 2, 0)
+            .double()
+            .numpy()
+        )
     except Exception as exc:
         return Row(name, mode, pad, None, None, None, None, False, f"{type(exc).__name__}: {exc}")
     options = cv2_options(mode, pad, FILL, channels=len(FILL))
@@ -157,8 +173,11 @@ def _compare(name, tensor, image, transform, grid, matrix, size, interpolation, 
 
 # our padding -> kornia's name; reflect / reflect101 are kornia's "reflection" at align_corners False / True
 _KORNIA_PADDING = {
-    "zeros": ("zeros", True), "constant": ("fill", True), "replicate": ("border", True),
-    "reflect": ("reflection", False), "reflect101": ("reflection", True),
+    "zeros": ("zeros", True),
+    "constant": ("fill", True),
+    "replicate": ("border", True),
+    "reflect": ("reflection", False),
+    "reflect101": ("reflection", True),
 }
 
 
@@ -169,11 +188,13 @@ def _kornia(tensor, matrix, is_affine, size, mode, pad, kornia_transform):
     m = torch.from_numpy(matrix).float().unsqueeze(0)
     fill = torch.tensor(FILL)
     if is_affine:
-        out = kornia_transform.warp_affine(tensor, m[:, :2], size, mode=mode, padding_mode=padding_mode,
-                                           align_corners=align_corners, fill_value=fill)
+        out = kornia_transform.warp_affine(
+            tensor, m[:, :2], size, mode=mode, padding_mode=padding_mode, align_corners=align_corners, fill_value=fill
+        )
     else:
-        out = kornia_transform.warp_perspective(tensor, m, size, mode=mode, padding_mode=padding_mode,
-                                                align_corners=align_corners, fill_value=fill)
+        out = kornia_transform.warp_perspective(
+            tensor, m, size, mode=mode, padding_mode=padding_mode, align_corners=align_corners, fill_value=fill
+        )
     return out[0].permute(1, 2, 0).double().numpy()
 
 
@@ -196,7 +217,7 @@ def format_report(rows: list[Row]) -> str:
     for r in rows:
         mismatch = "-" if r.mismatch is None else f"{r.mismatch:.3%}"
         if r.passed:
-            result = "skip" + f" ({r.error[len('skipped: '):]})" if r.error.startswith("skipped: ") else "pass"
+            result = "skip" + f" ({r.error[len('skipped: ') :]})" if r.error.startswith("skipped: ") else "pass"
         else:
             result = "FAIL" + (f" ({r.error})" if r.error else "")
         lines.append(

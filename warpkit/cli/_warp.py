@@ -68,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
         _fail(str(exc))
         return 2
     except MemoryError:
-        _fail("memory: expected enough memory for this image and output, got an allocation failure (lower --size "
-              "or --max-pixels)")
+        _fail(
+            "memory: expected enough memory for this image and output, got an allocation failure (lower --size "
+            "or --max-pixels)"
+        )
         return 2
     except ModuleNotFoundError as exc:  # OpenCV missing: name the extra that installs it
         from . import missing_extra  # noqa: PLC0415
@@ -109,21 +111,30 @@ def _run(args: argparse.Namespace) -> None:
     src_size = image.shape[:2]
     size = src_size if args.size is None else _parse_size(args.size)
     if size[0] * size[1] > max_pixels:
-        raise _UsageError(f"--size: expected an output of at most {max_pixels:,} pixels (--max-pixels raises the "
-                          f"limit), got {size[0]}x{size[1]} = {size[0] * size[1]:,}")
+        raise _UsageError(
+            f"--size: expected an output of at most {max_pixels:,} pixels (--max-pixels raises the "
+            f"limit), got {size[0]}x{size[1]} = {size[0] * size[1]:,}"
+        )
     channels = 1 if image.ndim == 2 else image.shape[2]
     check_encodable(args.output, image.dtype, channels)  # before the work: JPEG cannot hold alpha or 16 bits
     stored_fill = _fill_in_stored_order(fill, channels)
     transform = build_transform(_transform_spec(args), src_size, size)
 
-    chw = torch.from_numpy(np.ascontiguousarray(image.reshape(*src_size, channels).transpose(2, 0, 1)).astype(np.float32))
-    out = warp(chw, transform, size, interpolation=interpolation, padding=padding, fill=stored_fill,
-               antialias=args.antialias)
+    chw = torch.from_numpy(
+        np.ascontiguousarray(image.reshape(*src_size, channels).transpose(2, 0, 1)).astype(np.float32)
+    )
+    out = warp(
+        chw, transform, size, interpolation=interpolation, padding=padding, fill=stored_fill, antialias=args.antialias
+    )
     warped = out.permute(1, 2, 0).numpy()
     result = _to_dtype(warped, image.dtype).reshape(*size, channels)
     if image.ndim == 2:
         result = result[..., 0]
-    comparison = _compare_opencv(image, transform, size, interpolation, padding, stored_fill, warped, result) if args.compare_opencv else []
+    comparison = (
+        _compare_opencv(image, transform, size, interpolation, padding, stored_fill, warped, result)
+        if args.compare_opencv
+        else []
+    )
     write_image(args.output, result, overwrite=args.force)
     print(f"wrote {args.output}: {size[0]}x{size[1]}, {channels} channel(s), {image.dtype}, {transform!r}")
     for line in comparison:
@@ -190,7 +201,9 @@ def build_transform(spec: object, src_size: tuple[int, int], dst_size: tuple[int
             by_shape: dict[tuple[int, ...], str] = {(2, 3): "affine", (3, 3): "projective"}
             name = by_shape.get(tuple(matrix.shape))
             if name is None:
-                raise _UsageError(f"matrix: expected 2x3 (affine) or 3x3 (projective) numbers, got shape {tuple(matrix.shape)}")
+                raise _UsageError(
+                    f"matrix: expected 2x3 (affine) or 3x3 (projective) numbers, got shape {tuple(matrix.shape)}"
+                )
         family = get_family(name)
         if not family.has_matrix:
             raise _UsageError(f"family: expected a family that takes a matrix (affine, projective), got {name!r}")
@@ -201,7 +214,9 @@ def build_transform(spec: object, src_size: tuple[int, int], dst_size: tuple[int
             raise _UsageError("family: expected a family name to go with params, got none")
         family = get_family(name)
         if family.num_params is None:
-            raise _UsageError(f"params: expected a family with an STN parameter vector, got {name!r} (num_params is None)")
+            raise _UsageError(
+                f"params: expected a family with an STN parameter vector, got {name!r} (num_params is None)"
+            )
         params = _array(spec["params"], "params").reshape(1, -1)
         align = spec.get("align_corners", False)
         if not isinstance(align, bool):
@@ -213,7 +228,9 @@ def build_transform(spec: object, src_size: tuple[int, int], dst_size: tuple[int
     src, dst = _array(spec["src"], "src"), _array(spec["dst"], "dst")
     family = get_family(name or "tps")
     regularization = spec.get("regularization")
-    if regularization is not None and (isinstance(regularization, bool) or not isinstance(regularization, (int, float))):
+    if regularization is not None and (
+        isinstance(regularization, bool) or not isinstance(regularization, (int, float))
+    ):
         raise _UsageError(f"regularization: expected a number >= 0, got {_short(regularization)}")
     if hasattr(family, "fit"):
         return family.fit(src, dst, 0.0 if regularization is None else regularization)
@@ -225,8 +242,16 @@ def build_transform(spec: object, src_size: tuple[int, int], dst_size: tuple[int
 
 
 def _transform_spec(args: argparse.Namespace) -> object:
-    sources = [flag for flag, value in (("--matrix", args.matrix), ("--params", args.params), ("--src", args.src),
-                                         ("--transform", args.transform)) if value is not None]
+    sources = [
+        flag
+        for flag, value in (
+            ("--matrix", args.matrix),
+            ("--params", args.params),
+            ("--src", args.src),
+            ("--transform", args.transform),
+        )
+        if value is not None
+    ]
     if args.dst is not None and args.src is None:
         raise _UsageError("--src: expected control points to go with --dst, got none")
     if len(sources) != 1:
@@ -268,7 +293,9 @@ def _strict_json(text: str, argument: str) -> object:
         keys = [key for key, _ in pairs]
         duplicates = sorted({key for key in keys if keys.count(key) > 1})
         if duplicates:
-            raise _UsageError(f"{argument}: expected each key once, got {', '.join(map(repr, duplicates))} more than once")
+            raise _UsageError(
+                f"{argument}: expected each key once, got {', '.join(map(repr, duplicates))} more than once"
+            )
         return dict(pairs)
 
     return json.loads(text, parse_constant=constant, object_pairs_hook=unique)
@@ -306,8 +333,12 @@ def _points(text: str | None, argument: str) -> list[list[float]]:
     return np.reshape(values, (-1, 2)).tolist()
 
 
-_SHAPES = {"matrix": "2x3 or 3x3 numbers", "params": "a flat list of numbers", "src": "[[x, y], ...] points",
-           "dst": "[[x, y], ...] points"}
+_SHAPES = {
+    "matrix": "2x3 or 3x3 numbers",
+    "params": "a flat list of numbers",
+    "src": "[[x, y], ...] points",
+    "dst": "[[x, y], ...] points",
+}
 
 
 def _array(value: object, argument: str) -> torch.Tensor:
@@ -324,7 +355,9 @@ def _array(value: object, argument: str) -> torch.Tensor:
             raise _UsageError(f"{argument}: expected {expected}, got {_short(value)}")
         for number in row:
             if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-                raise _UsageError(f"{argument}: expected {expected} (finite JSON numbers), got {_short(number)} in {_short(value)}")
+                raise _UsageError(
+                    f"{argument}: expected {expected} (finite JSON numbers), got {_short(number)} in {_short(value)}"
+                )
     return torch.tensor(rows if depth == 2 else rows[0], dtype=torch.float64)
 
 
@@ -382,21 +415,29 @@ def _compare_opencv(image, transform, size, interpolation, padding, fill, warped
     try:
         reference, function = opencv_warp(image.astype(np.float32), transform, size, interpolation, padding, fill)
     except (ModeError, cv2.error) as error:  # OpenCV cannot do this warp; the output is written all the same
-        return [f"compare-opencv: skipped: {_one_line(str(error)) if isinstance(error, ModeError) else _cv2_message(error)}"]
+        return [
+            f"compare-opencv: skipped: {_one_line(str(error)) if isinstance(error, ModeError) else _cv2_message(error)}"
+        ]
     difference = np.abs(warped.reshape(reference.shape) - reference)
-    lines = [f"compare-opencv: {function}, max |warpkit - OpenCV| = {difference.max(initial=0.0):.3g} on float32 values "
-             f"(mean {difference.mean() if difference.size else 0.0:.3g})"]
+    lines = [
+        f"compare-opencv: {function}, max |warpkit - OpenCV| = {difference.max(initial=0.0):.3g} on float32 values "
+        f"(mean {difference.mean() if difference.size else 0.0:.3g})"
+    ]
     if np.issubdtype(image.dtype, np.integer):
         if image.dtype.type not in _OPENCV_DEPTHS:
-            return lines + [f"compare-opencv: {image.dtype} output vs OpenCV on {image.dtype}: skipped (OpenCV's warps "
-                            f"take uint8, uint16, int16 and float images)"]
+            return lines + [
+                f"compare-opencv: {image.dtype} output vs OpenCV on {image.dtype}: skipped (OpenCV's warps "
+                f"take uint8, uint16, int16 and float images)"
+            ]
         try:
             native, _ = opencv_warp(image, transform, size, interpolation, padding, fill)
         except cv2.error as error:
             return lines + [f"compare-opencv: {image.dtype} output: skipped: {_cv2_message(error)}"]
         steps = np.abs(result.astype(np.int64) - native.reshape(result.shape).astype(np.int64))
-        lines.append(f"compare-opencv: {image.dtype} output vs {function} on {image.dtype}: max {steps.max(initial=0)} "
-                     f"level(s), {int((steps > 0).sum())} of {steps.size} values differ")
+        lines.append(
+            f"compare-opencv: {image.dtype} output vs {function} on {image.dtype}: max {steps.max(initial=0)} "
+            f"level(s), {int((steps > 0).sum())} of {steps.size} values differ"
+        )
     return lines
 
 

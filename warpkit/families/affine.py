@@ -30,7 +30,9 @@ class Affine(Transform):
         if m.ndim == 2:
             m = m.unsqueeze(0)
         if m.ndim != 3 or tuple(m.shape[1:]) not in ((2, 3), (3, 3)):
-            raise ShapeError(f"matrix: expected shape (2, 3) or (B, 2, 3), got {tuple(as_float_tensor(matrix, 'matrix').shape)}")
+            raise ShapeError(
+                f"matrix: expected shape (2, 3) or (B, 2, 3), got {tuple(as_float_tensor(matrix, 'matrix').shape)}"
+            )
         if m.shape[1] == 3:
             last = torch.tensor([0.0, 0.0, 1.0], dtype=m.dtype, device=m.device)
             if not torch.equal(m[:, 2].detach(), last.expand_as(m[:, 2])):

@@ -30,7 +30,9 @@ class Projective(Transform):
         if m.ndim == 2:
             m = m.unsqueeze(0)
         if m.ndim != 3 or tuple(m.shape[1:]) != (3, 3):
-            raise ShapeError(f"matrix: expected shape (3, 3) or (B, 3, 3), got {tuple(as_float_tensor(matrix, 'matrix').shape)}")
+            raise ShapeError(
+                f"matrix: expected shape (3, 3) or (B, 3, 3), got {tuple(as_float_tensor(matrix, 'matrix').shape)}"
+            )
         self._m = m
 
     @property

@@ -62,7 +62,14 @@ class ThinPlateSpline(Transform):
     batch_fields = ("centres", "weights", "affine", "pre", "post")
 
     def __init__(
-        self, centres, weights, affine, *, pre=None, post=None, native: Direction | str = Direction.FORWARD,
+        self,
+        centres,
+        weights,
+        affine,
+        *,
+        pre=None,
+        post=None,
+        native: Direction | str = Direction.FORWARD,
         dtype=torch.float32,
     ):
         self.centres = as_float_tensor(centres, "centres").double()
@@ -121,7 +128,15 @@ class ThinPlateSpline(Transform):
         if regularization == 0:  # T must be a function: the source points must determine a spline too
             _check_solvable(_system(v, smoothing), "src")
         centres, kernel_weights, affine = _solve(u, v, smoothing, "dst")
-        return cls(centres, kernel_weights, affine, pre=pre, post=_similarity_inverse(to_frame), native=Direction.INVERSE, dtype=dtype)
+        return cls(
+            centres,
+            kernel_weights,
+            affine,
+            pre=pre,
+            post=_similarity_inverse(to_frame),
+            native=Direction.INVERSE,
+            dtype=dtype,
+        )
 
     @classmethod
     def estimate(cls, src, dst, weights=None, regularization: float = 0.0) -> ThinPlateSpline:
@@ -225,7 +240,12 @@ class ThinPlateSpline(Transform):
     def inverse(self) -> ThinPlateSpline:
         """The same spline used the other way round (no refit)."""
         return type(self)(
-            self.centres, self.weights, self.affine, pre=self.pre, post=self.post, native=self.native.flipped(),
+            self.centres,
+            self.weights,
+            self.affine,
+            pre=self.pre,
+            post=self.post,
+            native=self.native.flipped(),
             dtype=self._dtype,
         )
 
@@ -268,7 +288,10 @@ class ThinPlateSpline(Transform):
                 value, jac = self._spline_and_jacobian(u)
                 error = v.detach() - value
                 u = u + _solve_rows(jac, error)
-                if value.numel() == 0 or (apply_matrix(self.post.detach(), value) - target.detach()).norm(dim=-1).max() < 1e-9:
+                if (
+                    value.numel() == 0
+                    or (apply_matrix(self.post.detach(), value) - target.detach()).norm(dim=-1).max() < 1e-9
+                ):
                     break
         u = u + _solve_rows(self._spline_and_jacobian(u)[1], v - self._spline(u))  # one step with gradients
         residual = (self.evaluate_frame(u) - target).norm(dim=-1).detach()
@@ -359,7 +382,9 @@ def _spline(u: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor, affin
     return affine[:, :1] + u @ affine[:, 1:] + 0.5 * (kernel @ weights)
 
 
-def _chunked_spline(u: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+def _chunked_spline(
+    u: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor, affine: torch.Tensor
+) -> torch.Tensor:
     """:func:`_spline` over chunks of points: temporaries of at most :data:`CHUNK_ELEMENTS` per chunk."""
     batch = max(u.shape[0], centres.shape[0], 1)
     step = max(1, CHUNK_ELEMENTS // (2 * batch * max(1, centres.shape[1])))
@@ -367,7 +392,9 @@ def _chunked_spline(u: torch.Tensor, centres: torch.Tensor, weights: torch.Tenso
         return _spline(u, centres, weights, affine)
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (u, centres, weights, affine))
     parts = [
-        checkpoint(_spline, chunk, centres, weights, affine, use_reentrant=False) if grad else _spline(chunk, centres, weights, affine)
+        checkpoint(_spline, chunk, centres, weights, affine, use_reentrant=False)
+        if grad
+        else _spline(chunk, centres, weights, affine)
         for chunk in u.split(step, dim=1)
     ]
     return torch.cat(parts, dim=1)
@@ -436,7 +463,9 @@ def _check_params(params) -> tuple[torch.Tensor, int]:
     p = as_float_tensor(params, "params")
     k = math.isqrt(int(p.shape[-1]) // 2) if p.ndim == 2 else 0  # int(): a traced shape is a tensor
     if p.ndim != 2 or k < 2 or 2 * k * k != p.shape[1]:
-        raise ShapeError(f"params: expected shape (B, 2 * k * k) for a k x k control grid, k >= 2, got {tuple(p.shape)}")
+        raise ShapeError(
+            f"params: expected shape (B, 2 * k * k) for a k x k control grid, k >= 2, got {tuple(p.shape)}"
+        )
     return p, k
 
 

@@ -31,9 +31,13 @@ def main() -> None:
     files = {
         # a decompression bomb: 100000 x 100000 RGB claimed, 3 KB of zeros compressed
         "bomb-100000x100000.png": png(100_000, 100_000, zlib.compress(bytes(300_000), 9)[:3000]),
-        "bomb-65000x65000.jpg": b"\xff\xd8\xff\xc0\x00\x11\x08" + struct.pack(">HH", 65000, 65000) + b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9",
-        "bomb-100000x100000.tif": b"II*\x00\x08\x00\x00\x00\x02\x00" + struct.pack("<HHII", 256, 4, 1, 100_000)
-        + struct.pack("<HHII", 257, 4, 1, 100_000) + b"\x00\x00\x00\x00",
+        "bomb-65000x65000.jpg": b"\xff\xd8\xff\xc0\x00\x11\x08"
+        + struct.pack(">HH", 65000, 65000)
+        + b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9",
+        "bomb-100000x100000.tif": b"II*\x00\x08\x00\x00\x00\x02\x00"
+        + struct.pack("<HHII", 256, 4, 1, 100_000)
+        + struct.pack("<HHII", 257, 4, 1, 100_000)
+        + b"\x00\x00\x00\x00",
         "truncated.png": good[: len(good) // 2],
         "bad-crc.png": good[:40] + bytes([good[40] ^ 0xFF]) + good[41:],
         "garbage.png": rng.integers(0, 256, 512, dtype=np.uint8).tobytes(),
@@ -41,18 +45,26 @@ def main() -> None:
         "text.jpg": b"this is not a JPEG\n",
         # strict JSON transforms (used with a good image)
         "numeric-strings.json": json.dumps({"matrix": [["1", "0", "0"], ["0", "1", "0"]]}).encode(),
-        "regularization-true.json": json.dumps({"src": [[0, 0], [10, 0], [0, 10]], "dst": [[1, 1], [11, 0], [0, 11]],
-                                                "regularization": True}).encode(),
+        "regularization-true.json": json.dumps(
+            {"src": [[0, 0], [10, 0], [0, 10]], "dst": [[1, 1], [11, 0], [0, 11]], "regularization": True}
+        ).encode(),
         "nested-params.json": json.dumps({"family": "affine", "params": [[1, 0, 0, 0, 1, 0]]}).encode(),
         "batched-matrix.json": json.dumps({"matrix": [[[1, 0, 0], [0, 1, 0]]]}).encode(),
         "nan.json": b'{"matrix": [[1, 0, NaN], [0, 1, 0]]}',
         "duplicate-keys.json": b'{"matrix": [[1, 0, 0], [0, 1, 0]], "matrix": [[2, 0, 0], [0, 2, 0]]}',
-        "bool-in-points.json": json.dumps({"src": [[0, 0], [10, 0], [0, True]], "dst": [[1, 1], [11, 0], [0, 11]]}).encode(),
-        "ragged-points.json": json.dumps({"src": [[0, 0], [10, 0, 3], [0, 10]], "dst": [[1, 1], [11, 0], [0, 11]]}).encode(),
+        "bool-in-points.json": json.dumps(
+            {"src": [[0, 0], [10, 0], [0, True]], "dst": [[1, 1], [11, 0], [0, 11]]}
+        ).encode(),
+        "ragged-points.json": json.dumps(
+            {"src": [[0, 0], [10, 0, 3], [0, 10]], "dst": [[1, 1], [11, 0], [0, 11]]}
+        ).encode(),
         "not-an-object.json": b"[1, 2, 3]",
         "good.png": good,
         # decodes, but libpng complains on stderr about an ancillary chunk's CRC: warpkit stays quiet
-        "ancillary-bad-crc.png": good[:33] + png_chunk(b"tEXt", b"Comment\x00hello")[:-4] + b"\x00\x00\x00\x00" + good[33:],
+        "ancillary-bad-crc.png": good[:33]
+        + png_chunk(b"tEXt", b"Comment\x00hello")[:-4]
+        + b"\x00\x00\x00\x00"
+        + good[33:],
     }
     for name, data in files.items():
         (HERE / name).write_bytes(data)
