@@ -275,7 +275,7 @@ def figure(path: str, n: int = 512) -> None:
     images = {"zone plate": zone_plate(n), "photo (skimage camera)": photo(n)}
     columns = ["plain warp", "antialias=True", "ground truth", "cv2.warpAffine INTER_AREA",
                "cv2.resize AREA + warpAffine"]
-    fig, axes = plt.subplots(len(images), len(columns), figsize=(3 * len(columns), 3.3 * len(images)))
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(3 * len(columns), 3.5 * len(images)))
     for row, (name, img) in enumerate(images.items()):
         truth = ground_truth(img, transform, size, footprint_samples(shrink))
         warps = run_warps(img, transform, size)
@@ -294,7 +294,7 @@ def figure(path: str, n: int = 512) -> None:
             ax.set_yticks([])
         axes[row, 0].set_ylabel(name)
     fig.suptitle(f"{n}x{n} rotated 30 degrees and shrunk 4x (PSNR vs the supersampled ground truth)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.2)
     fig.savefig(path, dpi=80)
     print(f"wrote {path}")
 
