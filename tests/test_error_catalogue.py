@@ -125,6 +125,14 @@ CASES = [
         "(2,)",
     ),
     Case(
+        "fill-overflow",
+        lambda: wk.sample(IMAGE, GRID, padding="constant", fill=1e300),
+        wk.DTypeError,
+        "fill",
+        "1e+300",
+    ),
+    Case("backend-unknown", lambda: wk.backend("numba").__enter__(), wk.BackendError, "name", "'numba'"),
+    Case(
         "fill-not-number",
         lambda: wk.sample(IMAGE, GRID, padding="constant", fill="red"),
         wk.ShapeError,

@@ -462,11 +462,6 @@ def test_hostile_arguments_raise_only_warpkit_errors(name):
     assert not escaped, f"{len(escaped)} raw exception(s):\n" + "\n".join(escaped)
 
 
-@pytest.mark.xfail(
-    reason="the sampler's fill parsing (warpkit/_sampler.py, issue 13 item 3) turns a float32 overflow "
-    "into a raw RuntimeError; kept out of the sweep until it is fixed there",
-    strict=False,
-)
 def test_huge_fill_raises_only_a_warpkit_error():
     try:
         wk.warp(torch.rand(1, 2, 6, 7), wk.Affine.identity(), (3, 4), padding="constant", fill=1e300)

@@ -66,7 +66,17 @@ class _Backend:
 def _fill_or_zeros(call: Call) -> torch.Tensor:
     if call.fill is not None:
         return call.fill
-    return torch.zeros((1, call.image.shape[1], 1, 1), dtype=call.image.dtype, device=call.image.device)
+    image = call.image
+    if image.device.type != "cpu":
+        return torch.zeros((1, image.shape[1], 1, 1), dtype=image.dtype, device=image.device)
+    key = (image.shape[1], image.dtype)
+    zeros = _ZEROS.get(key)
+    if zeros is None:
+        zeros = _ZEROS[key] = torch.zeros((1, image.shape[1], 1, 1), dtype=image.dtype)
+    return zeros
+
+
+_ZEROS: dict[tuple, torch.Tensor] = {}  # read-only zero fills of the CPU, one per channel count and dtype
 
 
 def _run_reference(call: Call) -> torch.Tensor:
@@ -110,13 +120,11 @@ def _native_declines(call: Call) -> str | None:
 
 
 def _run_native(call: Call) -> torch.Tensor:
-    native = _native_module()
-    work = torch.promote_types(call.image.dtype, torch.float32)  # float16/bfloat16 computed in float32
-    out = native.sample(
-        call.image.to(work), call.coords.to(work), call.mode, call.pad, _fill_or_zeros(call).detach().to(work),
-        use_matrix=call.use_matrix, size=call.size,
-    )
-    return out.to(call.image.dtype)
+    # native.sample computes float16/bfloat16 in float32 and casts back; points are taken in that precision
+    work = torch.promote_types(call.image.dtype, torch.float32)
+    coords = call.coords if call.coords.dtype == work else call.coords.to(work)
+    return _NATIVE[0].sample(call.image, coords, call.mode, call.pad, _fill_or_zeros(call), use_matrix=call.use_matrix,
+                             size=call.size)
 
 
 _NATIVE: list = []  # [module or None], filled on first use

@@ -14,7 +14,7 @@ import torch
 
 from ._checks import broadcast_batch, check_floating, check_output_size, check_same_device
 from ._dispatch import Call, resample
-from ._errors import ShapeError
+from ._errors import DTypeError, ShapeError
 from ._modes import Interpolation, Padding, parse_mode
 from ._reference import COORD_LIMIT, reference_sample
 
@@ -86,6 +86,7 @@ def parse_fill(fill: object, padding: Padding, image: torch.Tensor, batch: int) 
         known = bool(torch.isfinite(values).all()) if values.device.type == "cpu" else None
     else:
         if isinstance(fill, (int, float)) and not isinstance(fill, bool):
+            _check_representable((float(fill),), image.dtype)
             # torch.full writes the value on the device: no host-to-device copy
             values = torch.full((1, channels, 1, 1), float(fill), dtype=image.dtype, device=image.device)
             return values, math.isfinite(fill)
@@ -99,6 +100,7 @@ def _fill_from_numbers(fill: object, image: torch.Tensor, channels: int) -> torc
         numbers = tuple(float(v) for v in fill)  # type: ignore[union-attr]
     except (TypeError, ValueError):
         raise ShapeError(f"fill: expected a number or {channels} numbers (one per channel), got {fill!r}") from None
+    _check_representable(numbers, image.dtype)
     key = (numbers, image.dtype, image.device)
     values = _FILL_CACHE.get(key)
     if values is None:  # one host-to-device copy per distinct fill, not one per call
@@ -107,6 +109,14 @@ def _fill_from_numbers(fill: object, image: torch.Tensor, channels: int) -> torc
             _FILL_CACHE.clear()
         _FILL_CACHE[key] = values
     return values
+
+
+def _check_representable(numbers: tuple[float, ...], dtype: torch.dtype) -> None:
+    """Finite numbers beyond the dtype's range would overflow on conversion: refuse them by name."""
+    limit = torch.finfo(dtype).max
+    for v in numbers:
+        if math.isfinite(v) and abs(v) > limit:
+            raise DTypeError(f"fill: expected values that {dtype} can hold (|v| <= {limit:.3g}), got {v!r}")
 
 
 def _fill_shape(values: torch.Tensor, channels: int, batch: int) -> torch.Tensor:

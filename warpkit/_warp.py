@@ -12,6 +12,7 @@ from ._dispatch import Call, resample
 from ._errors import ShapeError, SingularMatrixError, WarpkitError
 from ._modes import Interpolation, Padding, parse_mode
 from ._sampler import parse_fill
+from .families.affine import Affine
 
 __all__ = ["warp"]
 
@@ -67,10 +68,9 @@ def _coordinates(image, transform, size, mode, pad, fill, finite) -> Call:
     """The call for ``transform``: its destination -> source matrix when it has one (no grid built here;
     the backend computes the points), else its grid."""
     if transform.has_matrix:
-        from .families.affine import Affine
-
         if type(transform) is Affine:
-            matrix, affine = _affine_inverse(transform.matrix), True
+            check_same_device(("image", image), ("transform", transform._m))
+            matrix, affine = _affine_inverse(transform._m), True
         else:
             inverse = transform.inverse()
             if not getattr(inverse, "has_matrix", False):
@@ -88,34 +88,37 @@ def _grid_call(image, transform, size, mode, pad, fill, finite) -> Call:
 
 
 def _affine_inverse(matrix: torch.Tensor) -> torch.Tensor:
-    """``(B, 3, 3)`` inverse of affine ``(B, 3, 3)`` matrices in closed form (a 2x2 inverse and a shift).
+    """``(B, 3, 3)`` inverse of ``(B, 2, 3)`` affine matrices in closed form (a 2x2 inverse and a shift).
 
     ``Affine.inverse()`` gives the same within rounding, but its general ``n x n`` conditioning test and
     inverse cost most of a small warp's time. The test here is the 2x2 case of the same rule: the smaller
     singular value of the linear part against the larger (``s_min s_max = |det|``, ``s_max^2 <= |A|_F^2``),
-    so a large translation never counts against a matrix.
+    so a large translation never counts against a matrix. The arithmetic follows ``cv2.invertAffineTransform``
+    so that exact .5 ties fall as OpenCV's do.
     """
     if matrix.device.type == "cpu" and not matrix.requires_grad and matrix.shape[0] <= 4:
         return _affine_inverse_on_host(matrix)  # a few Python floats: cheaper than a dozen tiny tensor ops
-    linear = matrix[:, :2, :2]
-    a, b, d, e = linear[:, 0, 0], linear[:, 0, 1], linear[:, 1, 0], linear[:, 1, 1]
+    a, b, c = matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 0, 2]
+    d, e, f = matrix[:, 1, 0], matrix[:, 1, 1], matrix[:, 1, 2]
     det = a * e - b * d
-    scale = linear.square().sum((-2, -1))
+    scale = matrix[:, :, :2].square().sum((-2, -1))
     bad = ~(det.abs() > 1e-12 * scale) | ~torch.isfinite(matrix).flatten(1).all(1)
     if bad.any():
         _singular(matrix, int(bad.nonzero()[0, 0]))
-    inv_linear = torch.stack([torch.stack([e, -b], -1), torch.stack([-d, a], -1)], -2) * (1.0 / det)[:, None, None]
-    shift = -inv_linear[..., :1] * matrix[:, None, :1, 2] - inv_linear[..., 1:] * matrix[:, None, 1:2, 2]
-    return torch.cat([torch.cat([inv_linear, shift], -1), matrix[:, 2:]], -2)
+    r = 1.0 / det
+    ia, ib, id_, ie = e * r, -b * r, -d * r, a * r
+    rows = [ia, ib, -ia * c - ib * f, id_, ie, -id_ * c - ie * f]
+    last = torch.tensor([0.0, 0.0, 1.0], dtype=matrix.dtype, device=matrix.device).expand(matrix.shape[0], 3)
+    return torch.cat([torch.stack(rows, -1), last], -1).reshape(-1, 3, 3)
 
 
 def _affine_inverse_on_host(matrix: torch.Tensor) -> torch.Tensor:
     rows = []
-    for index, ((a, b, c), (d, e, f), _) in enumerate(matrix.tolist()):
+    for index, ((a, b, c), (d, e, f)) in enumerate(matrix.tolist()):
         det = a * e - b * d
         if not (abs(det) > 1e-12 * (a * a + b * b + d * d + e * e)) or not math.isfinite(det + c + f):
             _singular(matrix, index)
-        r = 1.0 / det  # the order of cv2.invertAffineTransform, so that exact .5 ties fall as OpenCV's do
+        r = 1.0 / det
         ia, ib, id_, ie = e * r, -b * r, -d * r, a * r
         rows.append([[ia, ib, -ia * c - ib * f], [id_, ie, -id_ * c - ie * f], [0.0, 0.0, 1.0]])
     return torch.tensor(rows, dtype=matrix.dtype)
@@ -124,5 +127,5 @@ def _affine_inverse_on_host(matrix: torch.Tensor) -> torch.Tensor:
 def _singular(matrix: torch.Tensor, index: int) -> None:
     raise SingularMatrixError(
         f"matrix: expected an invertible matrix, got a singular one at batch index {index}: "
-        f"{matrix[index, :2].detach().cpu().tolist()}"
+        f"{matrix[index].detach().cpu().tolist()}"
     )
