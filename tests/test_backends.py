@@ -105,13 +105,16 @@ def test_matrix_values_and_gradients_equal_the_reference(backend, family, mode, 
     image = _image(height=8, width=10)
     angle = torch.tensor([0.3, -1.1], dtype=torch.float64)
     c, s = torch.cos(angle), torch.sin(angle)
-    rows = [torch.stack([1.3 * c, -1.3 * s, torch.tensor([1.37, -2.21])], -1),
-            torch.stack([1.1 * s, 1.1 * c, torch.tensor([0.61, 3.13])], -1)]
+    rows = [
+        torch.stack([1.3 * c, -1.3 * s, torch.tensor([1.37, -2.21])], -1),
+        torch.stack([1.1 * s, 1.1 * c, torch.tensor([0.61, 3.13])], -1),
+    ]
     if family is _projective:
         rows.append(torch.tensor([[0.011, -0.02, 1.0], [-0.015, 0.008, 1.0]], dtype=torch.float64))
     matrix = torch.stack(rows, 1).float().to(DEVICE)
-    expected, expected_grads = _values_and_grads("reference", image, matrix, mode, pad, FILL, matrix_family=family,
-                                                 size=(6, 11))
+    expected, expected_grads = _values_and_grads(
+        "reference", image, matrix, mode, pad, FILL, matrix_family=family, size=(6, 11)
+    )
     out, grads = _values_and_grads(backend, image, matrix, mode, pad, FILL, matrix_family=family, size=(6, 11))
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
     # torch's grid_sample takes points in its normalised frame: in float32 the matrix gradient of the torch
@@ -150,7 +153,9 @@ def test_fill_never_touches_pixels_whose_taps_are_inside(backend, mode, fill):
     assert inside.any() and (~inside).any()
     torch.testing.assert_close(out[inside], plain[inside], atol=1e-6, rtol=0)
     outside = out[~inside]
-    assert not torch.isfinite(outside).all() if fill != fill or abs(fill) == float("inf") else outside.abs().max() > 1e20
+    assert (
+        not torch.isfinite(outside).all() if fill != fill or abs(fill) == float("inf") else outside.abs().max() > 1e20
+    )
 
 
 @pytest.mark.parametrize("backend", OTHERS)
@@ -158,19 +163,27 @@ def test_broadcasting_layouts_dtypes_and_per_sample_fill(backend):
     image = _image(1, 3, 6, 7)
     grid = _generic_grid(4, 5, 5, 6, 7, torch.float32, seed=2).to(DEVICE)
     fill = torch.arange(12, dtype=torch.float32, device=DEVICE).reshape(4, 3, 1, 1)  # kornia's (B, C, 1, 1)
-    for args in [(image, grid), (image.expand(4, -1, -1, -1).contiguous(memory_format=torch.channels_last), grid),
-                 (image.expand(4, -1, -1, -1).contiguous(), grid[:1])]:
+    for args in [
+        (image, grid),
+        (image.expand(4, -1, -1, -1).contiguous(memory_format=torch.channels_last), grid),
+        (image.expand(4, -1, -1, -1).contiguous(), grid[:1]),
+    ]:
         ours = _run(backend, lambda: wk.sample(*args, padding="constant", fill=fill))
         ref = _run("reference", lambda: wk.sample(*args, padding="constant", fill=fill))
         torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
         assert ours.is_contiguous(memory_format=torch.channels_last) == ref.is_contiguous(
-            memory_format=torch.channels_last)
+            memory_format=torch.channels_last
+        )
     for dtype in (torch.float64, torch.float16, torch.bfloat16):
         ours = _run(backend, lambda: wk.sample(image.to(dtype), grid.to(dtype), interpolation="bicubic"))
         ref = _run("reference", lambda: wk.sample(image.to(dtype), grid.to(dtype), interpolation="bicubic"))
         assert ours.dtype == dtype
-        torch.testing.assert_close(ours.float(), ref.float(), atol=1e-5 if dtype != torch.bfloat16 else 1e-2,
-                                   rtol=1e-3 if dtype == torch.float16 else 0)
+        torch.testing.assert_close(
+            ours.float(),
+            ref.float(),
+            atol=1e-5 if dtype != torch.bfloat16 else 1e-2,
+            rtol=1e-3 if dtype == torch.float16 else 0,
+        )
 
 
 @pytest.mark.parametrize("backend", OTHERS)
@@ -222,8 +235,11 @@ def test_pinning_env_var_context_manager_and_errors(monkeypatch):
 
 
 def _fake_call(device_type, requires_grad):
-    tensor = types.SimpleNamespace(device=torch.device("cpu") if device_type == "cpu" else types.SimpleNamespace(
-        type=device_type), requires_grad=requires_grad, dtype=torch.float32)
+    tensor = types.SimpleNamespace(
+        device=torch.device("cpu") if device_type == "cpu" else types.SimpleNamespace(type=device_type),
+        requires_grad=requires_grad,
+        dtype=torch.float32,
+    )
     return _dispatch.Call(tensor, tensor, False, False, (2, 2), Interpolation.BILINEAR, Padding.ZEROS, None)
 
 

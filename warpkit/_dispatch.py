@@ -86,8 +86,15 @@ def _run_reference(call: Call) -> torch.Tensor:
 
 def _run_torch(call: Call) -> torch.Tensor:
     return torch_sample(
-        call.image, call.coords, call.mode, call.pad, _fill_or_zeros(call),
-        use_matrix=call.use_matrix, size=call.size, affine=call.affine, fill_finite=call.fill_finite,
+        call.image,
+        call.coords,
+        call.mode,
+        call.pad,
+        _fill_or_zeros(call),
+        use_matrix=call.use_matrix,
+        size=call.size,
+        affine=call.affine,
+        fill_finite=call.fill_finite,
     )
 
 
@@ -123,8 +130,9 @@ def _run_native(call: Call) -> torch.Tensor:
     # native.sample computes float16/bfloat16 in float32 and casts back; points are taken in that precision
     work = torch.promote_types(call.image.dtype, torch.float32)
     coords = call.coords if call.coords.dtype == work else call.coords.to(work)
-    return _NATIVE[0].sample(call.image, coords, call.mode, call.pad, _fill_or_zeros(call), use_matrix=call.use_matrix,
-                             size=call.size)
+    return _NATIVE[0].sample(
+        call.image, coords, call.mode, call.pad, _fill_or_zeros(call), use_matrix=call.use_matrix, size=call.size
+    )
 
 
 _NATIVE: list = []  # [module or None], filled on first use
@@ -162,13 +170,24 @@ def _is_functorch_wrapped(tensor: torch.Tensor) -> bool:
 _BACKENDS = {
     b.name: b
     for b in (
-        _Backend("native", "compiled C++ CPU kernels (float16/bfloat16 computed in float32), deterministic backward",
-                 _native_declines,
-                 _run_native),
-        _Backend("torch", "torch's grid_sample with exact emulation of every mode: any device and dtype",
-                 _torch_declines, _run_torch),
-        _Backend("reference", "pure-torch gather: the oracle; deterministic on every device",
-                 lambda call: None, _run_reference),
+        _Backend(
+            "native",
+            "compiled C++ CPU kernels (float16/bfloat16 computed in float32), deterministic backward",
+            _native_declines,
+            _run_native,
+        ),
+        _Backend(
+            "torch",
+            "torch's grid_sample with exact emulation of every mode: any device and dtype",
+            _torch_declines,
+            _run_torch,
+        ),
+        _Backend(
+            "reference",
+            "pure-torch gather: the oracle; deterministic on every device",
+            lambda call: None,
+            _run_reference,
+        ),
     )
 }
 BACKEND_NAMES = ("auto", *_BACKENDS)

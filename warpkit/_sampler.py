@@ -64,7 +64,9 @@ def _check_image_and_grid(image: torch.Tensor, grid: torch.Tensor) -> tuple[torc
     unbatched = image.ndim == 3
     if grid.ndim != image.ndim or grid.shape[-1] != 2:
         expected = "(H_out, W_out, 2)" if unbatched else "(B, H_out, W_out, 2)"
-        raise ShapeError(f"grid: expected shape {expected} to match image {tuple(image.shape)}, got {tuple(grid.shape)}")
+        raise ShapeError(
+            f"grid: expected shape {expected} to match image {tuple(image.shape)}, got {tuple(grid.shape)}"
+        )
     check_same_device(("image", image), ("grid", grid))
     if unbatched:
         image, grid = image.unsqueeze(0), grid.unsqueeze(0)
@@ -74,7 +76,9 @@ def _check_image_and_grid(image: torch.Tensor, grid: torch.Tensor) -> tuple[torc
 _FILL_CACHE: dict[tuple, torch.Tensor] = {}
 
 
-def parse_fill(fill: object, padding: Padding, image: torch.Tensor, batch: int) -> tuple[torch.Tensor | None, bool | None]:
+def parse_fill(
+    fill: object, padding: Padding, image: torch.Tensor, batch: int
+) -> tuple[torch.Tensor | None, bool | None]:
     """``fill`` as a ``(1 or batch, C, 1, 1)`` tensor on ``image``'s device (None unless ``constant``), and
     whether it is known to be finite (None when that would need a look at device memory)."""
     if padding is not Padding.CONSTANT:
@@ -97,7 +101,7 @@ def parse_fill(fill: object, padding: Padding, image: torch.Tensor, batch: int) 
 
 def _fill_from_numbers(fill: object, image: torch.Tensor, channels: int) -> torch.Tensor:
     try:
-        numbers = tuple(float(v) for v in fill)  # type: ignore[union-attr]
+        numbers = tuple(float(v) for v in fill)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         raise ShapeError(f"fill: expected a number or {channels} numbers (one per channel), got {fill!r}") from None
     _check_representable(numbers, image.dtype)

@@ -126,14 +126,17 @@ def _host_checks_allowed(tensor: torch.Tensor) -> bool:
 
 def _grid_sample(img: torch.Tensor, grid: torch.Tensor, mode: Interpolation, pad: Padding, align: bool) -> torch.Tensor:
     """``grid_sample`` with batch 1 broadcasting on either side, without copying the image per batch."""
-    options = {"mode": mode.value, "padding_mode": _TORCH_PADDING[pad], "align_corners": align}
+
+    def run(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return F.grid_sample(image, points, mode=mode.value, padding_mode=_TORCH_PADDING[pad], align_corners=align)
+
     if img.shape[0] == grid.shape[0]:
-        return F.grid_sample(img, grid, **options)
+        return run(img, grid)
     if grid.shape[0] == 1:
-        return F.grid_sample(img, grid.expand(img.shape[0], -1, -1, -1), **options)
+        return run(img, grid.expand(img.shape[0], -1, -1, -1))
     # One image, many grids: stack the grids along H and read the image once.
     batch, out_h, out_w, _ = grid.shape
-    out = F.grid_sample(img, grid.reshape(1, batch * out_h, out_w, 2), **options)
+    out = run(img, grid.reshape(1, batch * out_h, out_w, 2))
     return out.reshape(img.shape[1], batch, out_h, out_w).transpose(0, 1)
 
 
@@ -160,8 +163,10 @@ def _pixel_frame(img, pixels, mode, pad, align):
     if pad is Padding.WRAP or (folds and not moderate):
         # Whole periods move every tap by whole periods, so each border rule reads the same pixels; remainder
         # is fmod (exact) plus at most one addition.
-        periods = _constant(("periods", pad, height, width, pixels.dtype, pixels.device),
-                            lambda: pixels.new_tensor([_period(pad, width), _period(pad, height)]))
+        periods = _constant(
+            ("periods", pad, height, width, pixels.dtype, pixels.device),
+            lambda: pixels.new_tensor([_period(pad, width), _period(pad, height)]),
+        )
         pixels = torch.remainder(pixels, periods)
     lo = hi = 0
     band = None
@@ -242,8 +247,10 @@ _CONSTANTS: dict[tuple, torch.Tensor] = {}
 
 def _frame_constants(height, width, offset, align, dtype, device):
     """``(2,)`` scale and shift from pixels to the normalised frame."""
-    return _constant(("frame", height, width, offset, align, dtype, device),
-                     lambda: _make_frame_constants(height, width, offset, align, dtype, device))
+    return _constant(
+        ("frame", height, width, offset, align, dtype, device),
+        lambda: _make_frame_constants(height, width, offset, align, dtype, device),
+    )
 
 
 def _make_frame_constants(height, width, offset, align, dtype, device):
@@ -271,8 +278,10 @@ def _to_normalised(matrix: torch.Tensor, src_size, dst_size, align: bool) -> tor
 
 
 def _normaliser(size, align, inverse, dtype, device):
-    return _constant(("normaliser", size, align, inverse, dtype, device),
-                     lambda: _make_normaliser(size, align, inverse, dtype, device))
+    return _constant(
+        ("normaliser", size, align, inverse, dtype, device),
+        lambda: _make_normaliser(size, align, inverse, dtype, device),
+    )
 
 
 def _make_normaliser(size, align, inverse, dtype, device):
@@ -290,8 +299,10 @@ def matrix_grid(matrix: torch.Tensor, size: tuple[int, int], affine: bool) -> to
     """``(B, H, W, 2)`` source pixel points of ``(B, 3, 3)`` destination -> source matrices, computed from the
     integer pixel centres as the reference computes them (so that nearest's .5 ties fall the same way)."""
     out_h, out_w = size
-    centres = _constant(("centres", out_h, out_w, matrix.dtype, matrix.device),
-                        lambda: pixel_grid(size, matrix.dtype, matrix.device).reshape(1, out_h * out_w, 2))
+    centres = _constant(
+        ("centres", out_h, out_w, matrix.dtype, matrix.device),
+        lambda: pixel_grid(size, matrix.dtype, matrix.device).reshape(1, out_h * out_w, 2),
+    )
     if affine:  # the last row is [0, 0, 1]: dividing by it would change nothing
         points = centres @ matrix[:, :2, :2].transpose(1, 2) + matrix[:, :2, 2].unsqueeze(1)
     else:

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ._base import Transform
-from ._checks import broadcast_batch, check_floating, check_output_size, check_size, check_same_device
+from ._checks import broadcast_batch, check_floating, check_output_size, check_same_device, check_size
 from ._dispatch import Call, resample
 from ._errors import ShapeError, SingularMatrixError, WarpkitError
 from ._modes import Interpolation, Padding, parse_mode

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 from ._base import Transform
-from ._coords import normalization_matrix
 from ._checks import check_output_size, check_size
+from ._coords import normalization_matrix
+from ._dispatch import Call, resample
 from ._errors import ShapeError, WarpkitError
 from ._modes import Interpolation, Padding, parse_mode
 from ._registry import get_family
-from ._dispatch import Call, resample
 from ._sampler import sample
 
 __all__ = ["SpatialTransformer", "Warp"]
@@ -79,8 +79,17 @@ class Warp(nn.Module):
             if not self.antialias:  # the anti-aliased path needs the grid (its Jacobian)
                 matrix = params_matrix(self.family, params, input_size, dst_size, self.align_corners)
             if matrix is not None:  # the sampler computes the points from the matrix: no grid built here
-                call = Call(image, matrix[0].to(image.dtype), True, matrix[1], dst_size, self.interpolation,
-                            self.padding, None, True)
+                call = Call(
+                    image,
+                    matrix[0].to(image.dtype),
+                    True,
+                    matrix[1],
+                    dst_size,
+                    self.interpolation,
+                    self.padding,
+                    None,
+                    True,
+                )
                 return resample(call)
             grid = self.grid(params, input_size)
         except ShapeError as exc:  # the family names the argument; add the module once
@@ -153,13 +162,19 @@ class SpatialTransformer(nn.Module):
         if output_size is not None:
             check_output_size(1, in_channels, check_size(output_size, "output_size"), "output_size")
         self.warp = Warp(
-            family, output_size, align_corners=align_corners, interpolation=interpolation, padding=padding,
+            family,
+            output_size,
+            align_corners=align_corners,
+            interpolation=interpolation,
+            padding=padding,
             antialias=antialias,
         )
         if localization is None:
             localization = default_localization(in_channels, self.input_size)
         elif not isinstance(localization, nn.Module):
-            raise WarpkitError(f"{name}: localization: expected an nn.Module or None, got {type(localization).__name__}")
+            raise WarpkitError(
+                f"{name}: localization: expected an nn.Module or None, got {type(localization).__name__}"
+            )
         self.localization = localization
         features = _feature_count(localization, in_channels, self.input_size, name)
         num_params = self.warp.family.num_params
@@ -179,7 +194,9 @@ class SpatialTransformer(nn.Module):
         expected = (self.in_channels, *self.input_size)
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != expected:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ShapeError(f"{type(self).__name__}: input: expected shape (B, {', '.join(map(str, expected))}), got {got}")
+            raise ShapeError(
+                f"{type(self).__name__}: input: expected shape (B, {', '.join(map(str, expected))}), got {got}"
+            )
         params = self.params(x)
         out = self.warp(x, params)
         return (out, self.warp.transform(params, self.input_size)) if return_transform else out
@@ -216,12 +233,17 @@ def params_matrix(family, params, src_size, dst_size, align_corners) -> tuple[to
     subclasses with parameters of their own)."""
     from .families import affine, projective
 
-    for owner, to_theta, is_affine in ((affine.Affine, affine._theta, True), (projective.Projective, projective._theta, False)):
+    for owner, to_theta, is_affine in (
+        (affine.Affine, affine._theta, True),
+        (projective.Projective, projective._theta, False),
+    ):
         if isinstance(family, type) and issubclass(family, owner):
             if getattr(family.from_params, "__func__", None) is not getattr(owner.from_params, "__func__", None):
                 return None
             theta = to_theta(params)
-            to_pixels = normalization_matrix(src_size, align_corners, theta.dtype, theta.device, "src_size", inverse=True)
+            to_pixels = normalization_matrix(
+                src_size, align_corners, theta.dtype, theta.device, "src_size", inverse=True
+            )
             to_norm = normalization_matrix(dst_size, align_corners, theta.dtype, theta.device, "dst_size")
             return to_pixels @ theta @ to_norm, is_affine
     return None
