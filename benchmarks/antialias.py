@@ -166,8 +166,10 @@ def quality(n: int, quick: bool) -> list[str]:
             if not ok:
                 failures.append(f"down {s} {name}: antialiased {got['antialiased']:.2f} vs best reference {best:.2f}")
             cells = " | ".join(f"{refs[k]:.1f}" for k in ref_names)
-            print(f"| {name} | {s} | {got['plain']:.1f} | **{got['antialiased']:.1f}** | {cells} | "
-                  f"{'ok' if ok else 'MISSED'} |")
+            print(
+                f"| {name} | {s} | {got['plain']:.1f} | **{got['antialiased']:.1f}** | {cells} | "
+                f"{'ok' if ok else 'MISSED'} |"
+            )
 
     angles = (30,) if quick else (15, 30, 45)
     shrinks = (1, 2, 4, 8) if quick else (1, 1.5, 2, 3, 4, 6, 8)
@@ -191,8 +193,10 @@ def quality(n: int, quick: bool) -> list[str]:
             print(f"| {name} | {s} | {_spread(plain)} | **{_spread(aa)}** | {_spread(gain)} | {status} |")
 
     print(f"\n## Projective tilt and TPS compression of {n}x{n} (PSNR dB vs ground truth)\n")
-    print("| image | case | shrink range | plain (shrunk >= 4x) | antialiased (shrunk >= 4x) | plain (all) | "
-          "antialiased (all) | target |")
+    print(
+        "| image | case | shrink range | plain (shrunk >= 4x) | antialiased (shrunk >= 4x) | plain (all) | "
+        "antialiased (all) | target |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for case, (transform, size) in {"tilt": tilt(n), "tps": compress(n)}.items():
         stretch = largest_stretch(transform, size)
@@ -208,9 +212,11 @@ def quality(n: int, quick: bool) -> list[str]:
             ok = a_s - p_s >= TARGET_GAIN_DB and a_a >= p_a
             if not ok:
                 failures.append(f"{case} {name}: gain {a_s - p_s:.2f} dB on shrunk pixels, {a_a - p_a:.2f} dB overall")
-            print(f"| {name} | {case} | {stretch[inside].min():.1f}-{stretch[inside].max():.1f}x "
-                  f"({shrunk.sum() / inside.sum():.0%} >= 4x) | "
-                  f"{p_s:.1f} | **{a_s:.1f}** | {p_a:.1f} | **{a_a:.1f}** | {'ok' if ok else 'MISSED'} |")
+            print(
+                f"| {name} | {case} | {stretch[inside].min():.1f}-{stretch[inside].max():.1f}x "
+                f"({shrunk.sum() / inside.sum():.0%} >= 4x) | "
+                f"{p_s:.1f} | **{a_s:.1f}** | {p_a:.1f} | **{a_a:.1f}** | {'ok' if ok else 'MISSED'} |"
+            )
     return failures
 
 
@@ -239,8 +245,10 @@ def cost(quick: bool) -> list[str]:
             transform, size = rotation(n, shrink, 30)
             transform = wk.Affine(transform.matrix[:, :2].float())
             with wk.backend(backend):
-                calls = {"plain": lambda: wk.warp(img, transform, size),
-                         "aa": lambda: wk.warp(img, transform, size, antialias=True)}
+                calls = {
+                    "plain": lambda: wk.warp(img, transform, size),
+                    "aa": lambda: wk.warp(img, transform, size, antialias=True),
+                }
                 times = {k: [] for k in calls}
                 for f in calls.values():
                     f()
@@ -256,8 +264,10 @@ def cost(quick: bool) -> list[str]:
             if not ok:
                 failures.append(f"cost at 4x on {backend}: {med:.2f}x the plain warp")
             verdict = ("ok" if ok else "MISSED") if shrink == 4 else ""
-            print(f"| {backend} | {shrink} | {np.median(plain) * 1e3:.2f} | {np.median(aa) * 1e3:.2f} | "
-                  f"{med:.2f} [{q1:.2f}, {q3:.2f}] | {verdict} |")
+            print(
+                f"| {backend} | {shrink} | {np.median(plain) * 1e3:.2f} | {np.median(aa) * 1e3:.2f} | "
+                f"{med:.2f} [{q1:.2f}, {q3:.2f}] | {verdict} |"
+            )
     return failures
 
 
@@ -273,8 +283,13 @@ def figure(path: str, n: int = 512) -> None:
     m = transform.matrix[0, :2].numpy()
     shrink = 4
     images = {"zone plate": zone_plate(n), "photo (skimage camera)": photo(n)}
-    columns = ["plain warp", "antialias=True", "ground truth", "cv2.warpAffine INTER_AREA",
-               "cv2.resize AREA + warpAffine"]
+    columns = [
+        "plain warp",
+        "antialias=True",
+        "ground truth",
+        "cv2.warpAffine INTER_AREA",
+        "cv2.resize AREA + warpAffine",
+    ]
     fig, axes = plt.subplots(len(images), len(columns), figsize=(3 * len(columns), 3.5 * len(images)))
     for row, (name, img) in enumerate(images.items()):
         truth = ground_truth(img, transform, size, footprint_samples(shrink))

@@ -16,15 +16,21 @@ import pytest
 import torch
 
 import warpkit as wk
-from warpkit._antialias import grid_differences, sample_antialiased, source_jacobian
+from warpkit._antialias import grid_differences, source_jacobian
 
 ndi = pytest.importorskip("scipy.ndimage")
 
 INTERPOLATIONS = ["nearest", "bilinear", "bicubic"]
 PADDINGS = ["zeros", "constant", "replicate", "reflect", "reflect101", "wrap"]
 # warpkit padding -> scipy.ndimage.map_coordinates mode (CROSS-LIBRARY.md)
-SCIPY_MODES = {"zeros": "grid-constant", "constant": "grid-constant", "replicate": "nearest", "reflect": "reflect",
-               "reflect101": "mirror", "wrap": "grid-wrap"}
+SCIPY_MODES = {
+    "zeros": "grid-constant",
+    "constant": "grid-constant",
+    "replicate": "nearest",
+    "reflect": "reflect",
+    "reflect101": "mirror",
+    "wrap": "grid-wrap",
+}
 FILL = 0.3
 
 
@@ -133,9 +139,11 @@ def test_downscaling_is_as_close_to_ground_truth_as_the_best_resize(shrink, imag
     references = {
         "cv2 INTER_AREA": cv2.resize(img.astype(np.float32), (out, out), interpolation=cv2.INTER_AREA),
         "interpolate bilinear antialias": torch.nn.functional.interpolate(
-            t, size=(out, out), mode="bilinear", antialias=True)[0, 0].numpy(),
+            t, size=(out, out), mode="bilinear", antialias=True
+        )[0, 0].numpy(),
         "interpolate bicubic antialias": torch.nn.functional.interpolate(
-            t, size=(out, out), mode="bicubic", antialias=True)[0, 0].numpy(),
+            t, size=(out, out), mode="bicubic", antialias=True
+        )[0, 0].numpy(),
     }
     best = max(psnr(r, truth) for r in references.values())
     assert psnr(aa, truth) >= best - 0.05, {k: psnr(r, truth) for k, r in references.items()} | {"aa": psnr(aa, truth)}
@@ -308,10 +316,14 @@ def test_gradcheck_projective_and_tps():
     f = lambda im, hh: wk.warp(im, wk.Projective(hh), (6, 7), antialias=True)  # noqa: E731
     assert torch.autograd.gradcheck(f, (image, h), eps=1e-6, atol=1e-6)
     src = torch.tensor([[0.0, 0], [11, 0], [0, 9], [11, 9], [5, 4]], dtype=torch.float64)
-    dst = (src * 0.4 + torch.tensor([[0.1, 0.2], [0.3, 0.1], [0.2, 0.0], [0.1, 0.3], [0.25, 0.15]],
-                                    dtype=torch.float64)).requires_grad_()
-    g = lambda im, d: wk.warp(im, wk.ThinPlateSpline.fit(src, d), (5, 6), interpolation="bicubic",  # noqa: E731
-                              padding="replicate", antialias=True)
+    dst = (
+        src * 0.4 + torch.tensor([[0.1, 0.2], [0.3, 0.1], [0.2, 0.0], [0.1, 0.3], [0.25, 0.15]], dtype=torch.float64)
+    ).requires_grad_()
+
+    def g(im, d):
+        tps = wk.ThinPlateSpline.fit(src, d)
+        return wk.warp(im, tps, (5, 6), interpolation="bicubic", padding="replicate", antialias=True)
+
     assert torch.autograd.gradcheck(g, (image, dst), eps=1e-6, atol=1e-6)
 
 
@@ -339,8 +351,16 @@ def test_cli_warp_antialias(tmp_path):
 
     source = np.round(zone_plate(64) * 255).astype(np.uint8)
     cv2.imwrite(str(tmp_path / "in.png"), source)
-    args = ["warp", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--matrix", "0.25,0,-0.375,0,0.25,-0.375",
-            "--size", "16x16", "--force"]
+    args = [
+        "warp",
+        str(tmp_path / "in.png"),
+        str(tmp_path / "out.png"),
+        "--matrix",
+        "0.25,0,-0.375,0,0.25,-0.375",
+        "--size",
+        "16x16",
+        "--force",
+    ]
     assert main([*args, "--antialias"]) == 0
     result = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED).astype(np.float64)
     transform = wk.Affine(torch.tensor([[0.25, 0, -0.375], [0, 0.25, -0.375]]))

@@ -1,20 +1,18 @@
 """Anti-aliased warps: each output pixel averages the source over its footprint.
 
-Method (anisotropic filtering on a prefiltered pyramid, all reads through :func:`warpkit.sample`):
+Method (all reads through :func:`warpkit.sample`, so every backend runs it; docs/antialias.md):
 
-1. The local Jacobian ``J`` of the destination -> source map gives each output pixel's footprint in the
-   source, the parallelogram ``J [-1/2, 1/2]^2`` (covariance ``J J^T / 12``). ``J`` comes in closed form
-   for matrix families, from a family's ``grid_jacobian(size)`` method where it has one, else from central
-   differences of ``transform.grid(size)``.
+1. The local Jacobian ``J`` of the destination -> source map (:mod:`warpkit._jacobian`) maps the output
+   pixel, a unit square, onto its footprint: the parallelogram ``J [-1/2, 1/2]^2`` in the source.
 2. Where the map magnifies (both singular values of ``J`` at most 1) the output is the plain warp, bit for
-   bit. Elsewhere the filter to apply is the footprint beyond what the plain bilinear read already
-   averages: covariance ``(J J^T - I)_+ / 12`` on top of the sample's own (it is continuous with the plain
-   warp at a singular value of 1).
-3. The minor axis of that filter picks two adjacent levels of a box pyramid (2x2 averages, like mipmaps)
-   and a blend weight between them chosen so that the blend has the filter's variance across the minor
-   axis; ``n`` probes spaced evenly along the major axis supply the rest of the major axis' variance.
-   At power-of-two shrinks this is exactly ``cv2.resize(INTER_AREA)``. The blend weight and the probe
-   offsets are smooth in ``J``, so the result is differentiable in the image and the transform.
+   bit (the same call).
+3. Elsewhere the footprint is cut along ``J``'s columns into ``n_x x n_y`` sub-parallelograms (4 x 4 below
+   a 4x shrink, 3 x 3 below 3x, 2 x 2 from 4x on). Each is read at its centre from a box pyramid
+   (:mod:`warpkit._pyramid`, 2x2 averages like mipmaps): two adjacent levels, blended with the weight that
+   gives the blend the variance of the sub-parallelogram's box on the bilinear-reconstructed source. At
+   power-of-two shrinks this is exactly ``cv2.resize(INTER_AREA)``. The blend weight and the probe offsets
+   are smooth in ``J``, so the result is differentiable in the image and the transform; the probe counts
+   are integers, one per call.
 """
 
 from __future__ import annotations
@@ -24,9 +22,9 @@ import math
 import torch
 
 from ._base import Transform
-from ._coords import pixel_grid
+from ._jacobian import grid_differences, source_jacobian
 from ._modes import Interpolation, Padding
-from ._pyramid import build_pyramid, max_level, to_level
+from ._pyramid import build_pyramid, max_level
 from ._sampler import prepare_fill, sample
 from ._warp import warp
 
@@ -75,8 +73,17 @@ def warp_antialiased(
         inverse = torch.linalg.inv(transform.matrix)
         if bool((inverse[:, 2, :2] == 0).all()):  # affine: no grid needed, the probes come from the matrix
             affine = inverse[:, :2] / inverse[:, 2:, 2:]  # (B', 2, 3) destination -> source
-            return _antialiased(image, None, affine[:, :, :2].reshape(-1, 1, 1, 2, 2), plain, interpolation,
-                                padding, fill, affine=affine, size=size)
+            return _antialiased(
+                image,
+                None,
+                affine[:, :, :2].reshape(-1, 1, 1, 2, 2),
+                plain,
+                interpolation,
+                padding,
+                fill,
+                affine=affine,
+                size=size,
+            )
     grid, jacobian = source_jacobian(transform, size)
     return _antialiased(image, grid, jacobian, plain, interpolation, padding, fill)
 
@@ -106,53 +113,6 @@ def sample_antialiased(
         jacobian = grid_differences(grid)
     plain = lambda: sample(image, grid, interpolation=interpolation, padding=padding, fill=fill)  # noqa: E731
     return _antialiased(image, grid, jacobian, plain, interpolation, padding, fill)
-
-
-def source_jacobian(transform: Transform, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``grid`` ``(B, H, W, 2)`` and its Jacobian ``(B, H, W, 2, 2)`` (see :func:`sample_antialiased`);
-    for affine maps the Jacobian is ``(B, 1, 1, 2, 2)``, the same at every pixel."""
-    grid = transform.grid(size)
-    if transform.has_matrix:
-        # x = (A p)_xy / (A p)_w with A the destination -> source matrix: dx/dp = (A_xy - x A_w) / (A p)_w
-        inverse = torch.linalg.inv(transform.matrix.to(grid.dtype))  # (B', 3, 3)
-        height, width = size
-        ys = torch.arange(height, dtype=grid.dtype, device=grid.device).reshape(1, height, 1)
-        xs = torch.arange(width, dtype=grid.dtype, device=grid.device).reshape(1, 1, width)
-        if bool((inverse[:, 2, :2] == 0).all()):  # affine: one Jacobian for every pixel, (B', 1, 1, 2, 2)
-            return grid, (inverse[:, :2, :2] / inverse[:, 2:, 2:]).reshape(-1, 1, 1, 2, 2)
-        row = lambda r: inverse[:, r].reshape(-1, 1, 1, 3)  # noqa: E731
-        w = row(2)[..., 0] * xs + row(2)[..., 1] * ys + row(2)[..., 2]  # (B', H, W)
-        top = torch.stack([row(0)[..., :2], row(1)[..., :2]], dim=-2)  # (B', 1, 1, 2, 2)
-        jacobian = (top - grid.unsqueeze(-1) * row(2)[..., :2].unsqueeze(-2)) / w[..., None, None]
-        return grid, jacobian.expand(grid.shape[0], -1, -1, -1, -1)
-    family_jacobian = getattr(transform, "grid_jacobian", None)
-    if callable(family_jacobian):
-        return grid, family_jacobian(size)
-    return grid, grid_differences(grid)
-
-
-def grid_differences(grid: torch.Tensor) -> torch.Tensor:
-    """Jacobian of ``(B, H, W, 2)`` ``grid`` by central differences (one-sided at the edges).
-
-    Along a side of one pixel there is no neighbour: the map is taken as unit scale along it.
-    """
-    columns = [_derivative(grid, axis) for axis in (2, 1)]  # d/dx (along W), d/dy (along H)
-    return torch.stack(columns, dim=-1)
-
-
-def _derivative(grid: torch.Tensor, axis: int) -> torch.Tensor:
-    n = grid.shape[axis]
-    if n < 2:
-        unit = grid.new_zeros(2)
-        unit[0 if axis == 2 else 1] = 1
-        return unit.expand_as(grid)
-    if n == 2:
-        d = grid.narrow(axis, 1, 1) - grid.narrow(axis, 0, 1)
-        return torch.cat([d, d], dim=axis)
-    centre = (grid.narrow(axis, 2, n - 2) - grid.narrow(axis, 0, n - 2)) / 2
-    first = grid.narrow(axis, 1, 1) - grid.narrow(axis, 0, 1)
-    last = grid.narrow(axis, n - 1, 1) - grid.narrow(axis, n - 2, 1)
-    return torch.cat([first, centre, last], dim=axis)
 
 
 def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill, affine=None, size=None) -> torch.Tensor:
@@ -209,8 +169,13 @@ def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill, aff
         coords = probes.coords(level, features)  # (Bg, P, 2n): each pixel's probes side by side
         batch, pixels = coords.shape[:2]
         n = unit.shape[0]
-        values = sample(pyramid[level], coords.reshape(batch, 1, pixels * n, 2),
-                        interpolation=interpolation, padding=padding, fill=fill)
+        values = sample(
+            pyramid[level],
+            coords.reshape(batch, 1, pixels * n, 2),
+            interpolation=interpolation,
+            padding=padding,
+            fill=fill,
+        )
         # The mean over a pixel's probes as a product with 1/n weights: 4x faster than mean(-1) over 4 probes.
         return values.reshape(values.shape[0], values.shape[1], pixels, n) @ values.new_full((n,), 1 / n)
 
