@@ -164,7 +164,7 @@ def _antialiased(image, grid, jacobian, plain, interpolation, padding, fill, aff
     fill_t = prepare_fill(fill, padding, image)
     pyramid = build_pyramid(image, min(max(present) + 2, top + 1), padding, fill_t)
 
-    def read(level: int, features: torch.Tensor) -> torch.Tensor:
+    def read(level: int, features: torch.Tensor | None) -> torch.Tensor:
         """Mean of ``level`` read at the probes of ``(Bg, P, m)`` features: ``(B, C, P)``."""
         coords = probes.coords(level, features)  # (Bg, P, 2n): each pixel's probes side by side
         batch, pixels = coords.shape[:2]
@@ -273,6 +273,7 @@ def _grouped(features, k0, blend, present, top, read) -> torch.Tensor:
             out = value.new_zeros(value.shape[0], value.shape[1], pixels)
         index = order.reshape(batch, 1, count).expand(value.shape[0], value.shape[1], count)
         out = out.scatter_add(2, index, value)
+    assert out is not None  # present holds at least one level (some pixel shrinks)
     return out
 
 
