@@ -10,7 +10,8 @@ PLUGINS = $(wildcard plugins/*/pyproject.toml)
 setup: $(VENV)/.installed
 
 # torch first, so that the project's `torch>=2.4` is already met and pip does not fetch another build.
-$(VENV)/.installed: pyproject.toml $(PLUGINS)
+# the C++ CPU kernels are compiled by `pip install -e .`: a change to them reinstalls
+$(VENV)/.installed: pyproject.toml CMakeLists.txt $(wildcard csrc/*) $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
