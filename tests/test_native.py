@@ -13,13 +13,12 @@ import threading
 
 import pytest
 import torch
+from conftest import INTERPOLATIONS, PADDINGS
 
 from warpkit import _native
 from warpkit._coords import apply_matrix, pixel_grid
 from warpkit._modes import Interpolation, Padding
 from warpkit._native import _abi, _ops
-
-from conftest import INTERPOLATIONS, PADDINGS
 
 pytestmark = pytest.mark.skipif(not _native.available(), reason=f"compiled core not built: {_native.load_error()}")
 

@@ -8,7 +8,6 @@ never imports ``torch._dynamo``. Double backward (``create_graph=True``) is take
 
 from __future__ import annotations
 
-
 from . import _abi
 from ._ops import sample
 

@@ -18,7 +18,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 __all__ = ["add_arguments", "run", "main"]
