@@ -135,7 +135,7 @@ template <typename T, int MODE, bool CL> struct Forward {
             std::memcpy(o, p, size_t(s.C) * sizeof(T));
             return;
         }
-        if (s.C <= 4) {  // too few channels to vectorise: tap by tap, as NCHW (1.8x faster at 3 channels)
+        if (s.C <= 4) {  // too few channels to vectorise: tap by tap, as NCHW (64x3x64x64: 6.6 -> 5.9 ms)
             for (int64_t c = 0; c < s.C; ++c) o[c] = tap_sum(p + c, wp, k);
             return;
         }
