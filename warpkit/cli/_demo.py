@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "stn",
         help="CNN vs ST-CNNs on distorted MNIST (Jaderberg et al. 2015, Table 1)",
         description="CNN vs ST-CNNs (affine, projective, TPS) on R, RTS, P, E and TC distorted digits, with the "
-        "paper's Table 1 beside. Default: 1 seed, 10 epochs (under 10 min on 2 idle cores); --full: 3 seeds, 12 epochs.",
+        "paper's Table 1 beside. Default: 1 seed, 10 epochs (7 min on 2 busy cores); --full: 3 seeds, 12 epochs (40 min there).",
     )
     stn.add_argument(
         "--data", default="mnist", metavar="mnist|digits|FILE",
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "FILE: an MNIST images IDX file",
     )  # fmt: skip
     preset = stn.add_mutually_exclusive_group()
-    preset.add_argument("--full", action="store_true", help="3 seeds, 12 epochs: the README table")
+    preset.add_argument("--full", action="store_true", help="3 seeds, 12 epochs: the README table (40 min on 2 busy cores)")
     preset.add_argument(
         "--quick", action="store_true", help="1 epoch on 200 digits: a smoke test, numbers mean nothing"
     )
