@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "FILE: an MNIST images IDX file",
     )  # fmt: skip
     preset = stn.add_mutually_exclusive_group()
-    preset.add_argument("--full", action="store_true", help="3 seeds, 12 epochs: the README table (40 min on 2 busy cores)")
+    preset.add_argument(
+        "--full", action="store_true", help="3 seeds, 12 epochs: the README table (40 min on 2 busy cores)"
+    )
     preset.add_argument(
         "--quick", action="store_true", help="1 epoch on 200 digits: a smoke test, numbers mean nothing"
     )
