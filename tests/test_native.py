@@ -156,8 +156,10 @@ def test_odd_strides_and_half_precision():
     torch.testing.assert_close(out, reference_sample(image.half(), grid.half(), mode, pad, fill.half()), atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("interpolation, padding", [("bilinear", "zeros"), ("bicubic", "constant"),
-                                                    ("bicubic", "reflect101"), ("bilinear", "wrap")])
+@pytest.mark.parametrize(
+    "interpolation, padding",
+    [("bilinear", "zeros"), ("bicubic", "constant"), ("bicubic", "reflect101"), ("bilinear", "wrap")],
+)
 def test_gradcheck_grid_and_matrix(interpolation, padding):
     image, grid = random_problem(seed=10, batch=1, channels=2, size=(5, 6), out=(4, 3), dtype=torch.float64)
     mode, pad = Interpolation(interpolation), Padding(padding)
@@ -168,7 +170,8 @@ def test_gradcheck_grid_and_matrix(interpolation, padding):
     matrix = torch.tensor([[[0.9, 0.1, 0.4], [-0.1, 1.1, -0.3], [0.01, 0.02, 1.0]]], dtype=torch.float64)
     matrix.requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda i, m: _native.sample(i, m, mode, pad, fill, use_matrix=True, size=(4, 5)), (image, matrix))
+        lambda i, m: _native.sample(i, m, mode, pad, fill, use_matrix=True, size=(4, 5)), (image, matrix)
+    )
 
 
 def test_double_backward_goes_through_the_reference():
@@ -177,7 +180,8 @@ def test_double_backward_goes_through_the_reference():
     grid.requires_grad_()
     fill = make_fill(0.0, Padding.ZEROS, 1, torch.float64)
     assert torch.autograd.gradgradcheck(
-        lambda i, g: _native.sample(i, g, Interpolation.BICUBIC, Padding.ZEROS, fill), (image, grid))
+        lambda i, g: _native.sample(i, g, Interpolation.BICUBIC, Padding.ZEROS, fill), (image, grid)
+    )
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -189,8 +193,9 @@ def test_backward_is_bitwise_repeatable_on_threads(layout):
     torch.set_num_threads(2)
     try:
         for coords, use_matrix in ((grid, False), (matrix, True)):
-            runs = [both(image, coords, "bicubic", "constant", use_matrix=use_matrix, size=(64, 64))[0]
-                    for _ in range(3)]
+            runs = [
+                both(image, coords, "bicubic", "constant", use_matrix=use_matrix, size=(64, 64))[0] for _ in range(3)
+            ]
             for other in runs[1:]:
                 assert all(torch.equal(a, b) for a, b in zip(runs[0], other))
     finally:
@@ -198,8 +203,7 @@ def test_backward_is_bitwise_repeatable_on_threads(layout):
 
 
 # ---- fuzz: non-finite, huge and tiny coordinates and matrices never read out of bounds ----------------------
-SPECIALS = [float("nan"), float("inf"), -float("inf"), 1e30, -1e30, 2.0**24, -(2.0**24) - 3, 1e-30, -0.5, 0.5,
-            4.5, 3.0]
+SPECIALS = [float("nan"), float("inf"), -float("inf"), 1e30, -1e30, 2.0**24, -(2.0**24) - 3, 1e-30, -0.5, 0.5, 4.5, 3.0]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -335,8 +339,19 @@ def native_on_two_threads(seed, interpolation, padding):
     torch.set_num_threads(2)
     try:
         out = _native.sample(image, grid, mode, pad, fill)
-        grads = _ops._backward(ones, image, grid, fill.reshape(1, -1), False, 64, 64,
-                               _ops._MODES[interpolation], _ops._PADS[padding], True, True)
+        grads = _ops._backward(
+            ones,
+            image,
+            grid,
+            fill.reshape(1, -1),
+            False,
+            64,
+            64,
+            _ops._MODES[interpolation],
+            _ops._PADS[padding],
+            True,
+            True,
+        )
     finally:
         torch.set_num_threads(threads)
     return (image, grid, mode, pad, fill), (out, *grads)
@@ -351,8 +366,9 @@ def warp_in_parent_on_threads():
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_dataloader_workers_warp_after_the_parent(start_method):
     warp_in_parent_on_threads()
-    loader = torch.utils.data.DataLoader(WarpDataset(), batch_size=2, num_workers=2,
-                                         multiprocessing_context=start_method, timeout=120)
+    loader = torch.utils.data.DataLoader(
+        WarpDataset(), batch_size=2, num_workers=2, multiprocessing_context=start_method, timeout=120
+    )
     batches = list(loader)
     assert len(batches) == 2
     for ours, expected in batches:

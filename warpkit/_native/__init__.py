@@ -28,5 +28,3 @@ def build_info() -> str | None:
     """Compiler and flags of the loaded library, e.g. ``'GNU 12.2.0 -O3 ... -march=x86-64-v2'``."""
     lib = _abi.library()
     return None if lib is None else lib.wk_build_info().decode()
-
-

@@ -54,7 +54,7 @@ def _forward(image, coords, fill, use_matrix, out_h, out_w, mode, pad) -> torch.
     image, coords = image.detach(), coords.detach().contiguous()
     out = _empty_output(image, max(image.shape[0], coords.shape[0]), out_h, out_w)
     call = _call(image, coords, fill, use_matrix, out, mode, pad)
-    _check(_abi.library().wk_forward(ctypes.byref(call)))
+    _check(_library().wk_forward(ctypes.byref(call)))
     return out
 
 
@@ -70,22 +70,43 @@ def _backward(grad_out, image, coords, fill, use_matrix, out_h, out_w, mode, pad
         call.grad_image = grad_image.data_ptr()
         call.grad_image_stride[:] = grad_image.stride()
     call.grad_coords = grad_coords.data_ptr() if want_coords else None
-    _check(_abi.library().wk_backward(ctypes.byref(call)))
+    _check(_library().wk_backward(ctypes.byref(call)))
     return grad_image, grad_coords
 
 
 def _call(image, coords, fill, use_matrix, out, mode, pad) -> _abi.Call:
     batch, channels, out_h, out_w = out.shape
     call = _abi.Call(
-        dtype=_DTYPES[image.dtype], mode=mode, pad=pad, use_matrix=int(use_matrix), threads=torch.get_num_threads(),
+        dtype=_DTYPES[image.dtype],
+        mode=mode,
+        pad=pad,
+        use_matrix=int(use_matrix),
+        threads=torch.get_num_threads(),
         order=_ORDER,
-        in_batch=image.shape[0], channels=channels, height=image.shape[2], width=image.shape[3],
-        image=image.data_ptr(), coords=coords.data_ptr(), coord_batch=coords.shape[0],
-        fill=fill.data_ptr(), fill_batch=fill.shape[0], batch=batch, out_h=out_h, out_w=out_w, out=out.data_ptr(),
+        in_batch=image.shape[0],
+        channels=channels,
+        height=image.shape[2],
+        width=image.shape[3],
+        image=image.data_ptr(),
+        coords=coords.data_ptr(),
+        coord_batch=coords.shape[0],
+        fill=fill.data_ptr(),
+        fill_batch=fill.shape[0],
+        batch=batch,
+        out_h=out_h,
+        out_w=out_w,
+        out=out.data_ptr(),
     )
     call.image_stride[:] = image.stride()
     call.out_stride[:] = out.stride()
     return call
+
+
+def _library():
+    lib = _abi.library()
+    if lib is None:  # the dispatch asks available() first
+        raise RuntimeError(f"warpkit's compiled CPU core is not available: {_abi.load_error()}")
+    return lib
 
 
 def _check(code: int) -> None:
@@ -99,8 +120,9 @@ def _layout(image: torch.Tensor) -> torch.memory_format:
 
 
 def _empty_output(image: torch.Tensor, batch: int, out_h: int, out_w: int) -> torch.Tensor:
-    return torch.empty((batch, image.shape[1], out_h, out_w), dtype=image.dtype, device=image.device,
-                       memory_format=_layout(image))
+    return torch.empty(
+        (batch, image.shape[1], out_h, out_w), dtype=image.dtype, device=image.device, memory_format=_layout(image)
+    )
 
 
 class _Sample(torch.autograd.Function):
@@ -167,8 +189,16 @@ def _matrix_grid(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     schema="(Tensor image, Tensor coords, Tensor fill, bool use_matrix, SymInt out_h, SymInt out_w, SymInt mode, "
     "SymInt pad) -> Tensor",
 )
-def _sample_op(image: torch.Tensor, coords: torch.Tensor, fill: torch.Tensor, use_matrix: bool, out_h: int,
-               out_w: int, mode: int, pad: int) -> torch.Tensor:
+def _sample_op(
+    image: torch.Tensor,
+    coords: torch.Tensor,
+    fill: torch.Tensor,
+    use_matrix: bool,
+    out_h: int,
+    out_w: int,
+    mode: int,
+    pad: int,
+) -> torch.Tensor:
     return _forward(image, coords, fill, use_matrix, out_h, out_w, mode, pad)
 
 
@@ -183,16 +213,28 @@ def _(image, coords, fill, use_matrix, out_h, out_w, mode, pad):
     schema="(Tensor grad_out, Tensor image, Tensor coords, Tensor fill, bool use_matrix, SymInt out_h, SymInt out_w, "
     "SymInt mode, SymInt pad, bool want_image, bool want_coords) -> (Tensor, Tensor)",
 )
-def _backward_op(grad_out: torch.Tensor, image: torch.Tensor, coords: torch.Tensor, fill: torch.Tensor,
-                 use_matrix: bool, out_h: int, out_w: int, mode: int, pad: int, want_image: bool,
-                 want_coords: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _backward_op(
+    grad_out: torch.Tensor,
+    image: torch.Tensor,
+    coords: torch.Tensor,
+    fill: torch.Tensor,
+    use_matrix: bool,
+    out_h: int,
+    out_w: int,
+    mode: int,
+    pad: int,
+    want_image: bool,
+    want_coords: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     return _backward(grad_out, image, coords, fill, use_matrix, out_h, out_w, mode, pad, want_image, want_coords)
 
 
 @_backward_op.register_fake
 def _(grad_out, image, coords, fill, use_matrix, out_h, out_w, mode, pad, want_image, want_coords):
-    return (torch.empty_like(image, memory_format=_layout(image)) if want_image else image.new_empty(0),
-            torch.empty_like(coords) if want_coords else coords.new_empty(0))
+    return (
+        torch.empty_like(image, memory_format=_layout(image)) if want_image else image.new_empty(0),
+        torch.empty_like(coords) if want_coords else coords.new_empty(0),
+    )
 
 
 def _setup_context(ctx, inputs, output):

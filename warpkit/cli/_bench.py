@@ -39,15 +39,25 @@ QUICK_CASES = [
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small cases and short timings (a smoke run)")
-    parser.add_argument("--device", default=None, help="cpu or cuda: time the torch backend against torch's "
-                        "affine_grid + grid_sample on that device instead (CUDA: after the backend tests)")
-    parser.add_argument("--threads", type=int, default=2, help="torch (and so warpkit's kernels) and OpenCV threads (default 2)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cpu or cuda: time the torch backend against torch's "
+        "affine_grid + grid_sample on that device instead (CUDA: after the backend tests)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch (and so warpkit's kernels) and OpenCV threads (default 2)"
+    )
     parser.add_argument("--out", metavar="PNG", default=None, help="also write a plot of the ratios to this PNG file")
     parser.add_argument("--plot", dest="out", help=argparse.SUPPRESS)  # the old name of --out
     parser.add_argument("--budget", type=float, default=None, help="seconds of timing per measurement")
     parser.add_argument("--no-latency", action="store_true", help="skip the first-call latency subprocesses")
-    parser.add_argument("--interpolation", choices=["nearest", "bilinear", "bicubic"], default="bilinear",
-                        help="the mode every library samples with (default bilinear)")
+    parser.add_argument(
+        "--interpolation",
+        choices=["nearest", "bilinear", "bicubic"],
+        default="bilinear",
+        help="the mode every library samples with (default bilinear)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
     from .. import _native
 
     if not _native.available():
-        print(f"warpkit bench: the compiled CPU kernels are not available ({_native.load_error()}); "
-              "warpkit's numbers are its fallback backend's", file=sys.stderr)
+        print(
+            f"warpkit bench: the compiled CPU kernels are not available ({_native.load_error()}); "
+            "warpkit's numbers are its fallback backend's",
+            file=sys.stderr,
+        )
     torch.set_num_threads(args.threads)  # the compiled kernels follow torch's thread count
     cv2.setNumThreads(args.threads)
     budget = args.budget if args.budget is not None else (0.2 if args.quick else 0.6)
@@ -112,8 +125,10 @@ def _bench_case(label, kind, shape, budget, mode):
     cv2_flag = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}[mode]
     # cv2's cubic takes at most 4 channels a call: more go in groups of 4, as a cv2 user would do it
     group = 4 if mode == "bicubic" else c
-    parts = [[np.ascontiguousarray(im.permute(1, 2, 0)[..., k:k + group].numpy()) for k in range(0, c, group)]
-             for im in image]  # per image, its HWC channel groups
+    parts = [
+        [np.ascontiguousarray(im.permute(1, 2, 0)[..., k : k + group].numpy()) for k in range(0, c, group)]
+        for im in image
+    ]  # per image, its HWC channel groups
 
     if kind == "affine":
         matrix = _random_affines(n, (h, w), gen)
@@ -159,12 +174,23 @@ def _bench_case(label, kind, shape, budget, mode):
 
         params = {"torch": normalised, "kornia": grid, "warpkit": grid}
 
-    forwards = {"copy": lambda: copy_target.copy_(image), "torch": torch_fwd, "kornia": kornia_fwd,
-                "cv2": cv2_fwd, "warpkit": ours_fwd, "warpkit cl": ours_cl_fwd}
-    steps = {name + " fwd+bwd": _backward_step(fn, img, params[key], grad_out)
-             for name, fn, img, key in (("torch", torch_fwd, image, "torch"), ("kornia", kornia_fwd, image, "kornia"),
-                                        ("warpkit", ours_fwd, image, "warpkit"),
-                                        ("warpkit cl", ours_cl_fwd, image_cl, "warpkit"))}
+    forwards = {
+        "copy": lambda: copy_target.copy_(image),
+        "torch": torch_fwd,
+        "kornia": kornia_fwd,
+        "cv2": cv2_fwd,
+        "warpkit": ours_fwd,
+        "warpkit cl": ours_cl_fwd,
+    }
+    steps = {
+        name + " fwd+bwd": _backward_step(fn, img, params[key], grad_out)
+        for name, fn, img, key in (
+            ("torch", torch_fwd, image, "torch"),
+            ("kornia", kornia_fwd, image, "kornia"),
+            ("warpkit", ours_fwd, image, "warpkit"),
+            ("warpkit cl", ours_cl_fwd, image_cl, "warpkit"),
+        )
+    }
     # interleaved rounds: every library sees the same machine load (a busy machine slows all of them alike)
     samples = _interleaved({**{k: _no_grad(f) for k, f in forwards.items()}, **steps}, budget)
     for name, values in samples.items():
@@ -370,8 +396,10 @@ print(t1 - t0, t2 - t1, t3 - t2, wk.last_backend() if hasattr(wk, "last_backend"
 
 def _latency(rounds: int) -> str:
     """First call in fresh processes, per backend: median over ``rounds`` processes (run alternately)."""
-    lines = ["First call (fresh process, float32 bilinear warp 2x3x32x32, forward and backward): median of "
-             f"{rounds} process(es), import / first forward / first backward"]
+    lines = [
+        "First call (fresh process, float32 bilinear warp 2x3x32x32, forward and backward): median of "
+        f"{rounds} process(es), import / first forward / first backward"
+    ]
     runs: dict[str, list[tuple[float, float, float]]] = {"native": [], "reference": []}
     ran = {}
     # as a user runs it: with Python's bytecode cache (one warm-up process writes it)
@@ -380,13 +408,15 @@ def _latency(rounds: int) -> str:
     for _ in range(rounds):
         for name in runs:
             env["WARPKIT_BACKEND"] = name
-            result = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True,
-                                    timeout=600)
+            result = subprocess.run(
+                [sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True, timeout=600
+            )
             if result.returncode != 0:
                 ran[name] = f"failed: {result.stderr.strip().splitlines()[-1:]}"
                 continue
             *numbers, ran[name] = result.stdout.split()
-            runs[name].append(tuple(float(v) for v in numbers))
+            t_import, t_fwd, t_bwd = (float(v) for v in numbers)
+            runs[name].append((t_import, t_fwd, t_bwd))
     for name, values in runs.items():
         if not values:
             lines.append(f"- {name}: {ran.get(name)}")
