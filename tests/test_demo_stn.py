@@ -206,6 +206,7 @@ def test_worker_processes_give_the_same_errors_as_one_process():
     [
         (["--seeds", "0"], "--seeds: expected at least 1, got 0"),
         (["--distortions", "R,Q"], "--distortions: expected a subset"),
+        (["--localization-lr-factor", "0"], "--localization-lr-factor: expected a positive number, got 0.0"),
     ],
 )
 def test_cli_refuses_bad_options(args, message, capsys):

@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     stn.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds per model and distortion")
     stn.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs per model")
+    stn.add_argument(
+        "--localization-lr-factor", type=float, default=0.1, metavar="F",
+        help="the localisation network's learning rate, as a fraction of the classifier's (default 0.1)",
+    )  # fmt: skip
     stn.add_argument("--jobs", type=int, default=2, metavar="N", help="trainings at once, one process each (default 2)")
     stn.add_argument(
         "--distortions", default="R,RTS,P,E,TC", metavar="LIST", help="comma-separated subset of R,RTS,P,E,TC"
@@ -49,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
             f"warpkit demo stn: --distortions: expected a subset of {','.join(DISTORTIONS)}, got {args.distortions!r}"
         )
         return 2
+    if not args.localization_lr_factor > 0:
+        print(
+            f"warpkit demo stn: --localization-lr-factor: expected a positive number, got {args.localization_lr_factor}"
+        )
+        return 2
     for name in ("seeds", "epochs", "jobs"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -57,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     preset = "full" if args.full else "quick" if args.quick else "default"
     result = run_stn_demo(
         args.data, preset=preset, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs, out=args.out,
+        localization_lr_factor=args.localization_lr_factor,
         distortions=kinds, progress=not args.no_progress,
     )  # fmt: skip
     print(f"wall time: {result.seconds:.0f} s")

@@ -50,6 +50,7 @@ def run_stn_demo(
     seeds: int | None = None,
     epochs: int | None = None,
     jobs: int = 2,
+    localization_lr_factor: float = 0.1,
     out: str | Path | None = "stn_demo.png",
     distortions: tuple[str, ...] = DISTORTIONS,
     models: tuple[str, ...] = MODELS,
@@ -61,7 +62,8 @@ def run_stn_demo(
     are distorted afresh every epoch; the test digits are distorted once (``test_copies`` fixed
     distortions each), the same for every model and seed. ``preset``: ``quick`` (a smoke test: its
     numbers mean nothing), ``default`` (1 seed) or ``full`` (3 seeds, more epochs: the README's table).
-    ``jobs`` trainings run at once, each in its own process on one thread. ``out``: the figure's path
+    ``jobs`` trainings run at once, each in its own process on one thread. The localisation network
+    learns at ``localization_lr_factor`` times the classifier's rate. ``out``: the figure's path
     (None: no figure); the results go to the same path with ``.json`` as they arrive.
     """
     if preset not in PRESETS:
@@ -70,6 +72,7 @@ def run_stn_demo(
 
     begin = time.perf_counter()
     settings = dict(PRESETS[preset], data=str(data), preset=preset, jobs=jobs)
+    settings["localization_lr_factor"] = localization_lr_factor
     settings.update({k: v for k, v in dict(seeds=seeds, epochs=epochs).items() if v is not None})
     tasks = [(kind, model, seed) for seed in range(settings["seeds"]) for kind in distortions for model in models]
     errors: dict[str, dict[str, list[float]]] = {kind: {model: [] for model in models} for kind in distortions}
@@ -153,7 +156,15 @@ def _train_one(kind: str, model_name: str, seed: int, settings: dict, progress_q
             progress_queue.put(1)
 
     begin = time.perf_counter()
-    train(model, x_train, y_train, kind, TrainConfig(epochs=settings["epochs"]), seed=1000 * seed + 17, on_step=on_step)
+    train(
+        model,
+        x_train,
+        y_train,
+        kind,
+        TrainConfig(epochs=settings["epochs"], localization_lr_factor=settings["localization_lr_factor"]),
+        seed=1000 * seed + 17,
+        on_step=on_step,
+    )
     return {
         "error": test_error(model, x_test, y_test),
         "parameters": count_parameters(model),
