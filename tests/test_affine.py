@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import warpkit as wk
 from conftest import (
     CV2_BORDER,
     CV2_INTERP,
@@ -23,6 +21,8 @@ from conftest import (
     to_numpy,
     to_torch,
 )
+
+import warpkit as wk
 
 OUT_SIZE = (40, 72)  # (H, W), differs from the (48, 64) input
 
@@ -43,7 +43,11 @@ MATRICES = {
 
 def cv2_warp_affine(image_np, matrix, interpolation, padding, size=OUT_SIZE):
     return cv2.warpAffine(
-        image_np, matrix, size[::-1], flags=CV2_INTERP[interpolation], borderMode=CV2_BORDER[padding],
+        image_np,
+        matrix,
+        size[::-1],
+        flags=CV2_INTERP[interpolation],
+        borderMode=CV2_BORDER[padding],
         borderValue=cv2_border_value(padding),
     )
 
@@ -57,7 +61,11 @@ def cv2_warp_affine(image_np, matrix, interpolation, padding, size=OUT_SIZE):
 def test_warp_matches_cv2_warp_affine(image_np, image, matrix, interpolation, padding):
     m = MATRICES[matrix]
     ours = wk.warp(
-        image, wk.Affine(torch.tensor(m, dtype=torch.float32)), OUT_SIZE, interpolation=interpolation, padding=padding,
+        image,
+        wk.Affine(torch.tensor(m, dtype=torch.float32)),
+        OUT_SIZE,
+        interpolation=interpolation,
+        padding=padding,
         fill=FILL,
     )
     assert ours.shape == (1, 3, *OUT_SIZE)
@@ -97,7 +105,12 @@ def test_warp_matches_kornia(image, interpolation, padding, align_corners):
     m = torch.tensor(MATRICES["generic"], dtype=torch.float32)
     kornia_padding, _ = KORNIA_PADDING[padding]
     theirs = KT.warp_affine(
-        image, m[None], OUT_SIZE, mode=interpolation, padding_mode=kornia_padding, align_corners=align_corners,
+        image,
+        m[None],
+        OUT_SIZE,
+        mode=interpolation,
+        padding_mode=kornia_padding,
+        align_corners=align_corners,
         fill_value=torch.tensor(FILL),
     )
     ours = wk.warp(image, wk.Affine(m), OUT_SIZE, interpolation=interpolation, padding=padding, fill=FILL)
@@ -139,8 +152,11 @@ def test_to_params_is_the_affine_grid_theta(image_np, image, align_corners):
 def test_from_params_warps_like_affine_grid(image, interpolation, align_corners):
     theta = torch.tensor([[0.9, -0.25, 0.1, 0.2, 1.05, -0.15]])
     ours = wk.warp(
-        image, wk.Affine.from_params(theta, image.shape[-2:], OUT_SIZE, align_corners=align_corners), OUT_SIZE,
-        interpolation=interpolation, padding="replicate",
+        image,
+        wk.Affine.from_params(theta, image.shape[-2:], OUT_SIZE, align_corners=align_corners),
+        OUT_SIZE,
+        interpolation=interpolation,
+        padding="replicate",
     )
     grid = F.affine_grid(theta.reshape(1, 2, 3), [1, 3, *OUT_SIZE], align_corners=align_corners)
     theirs = F.grid_sample(image, grid, mode=interpolation, padding_mode="border", align_corners=align_corners)
@@ -238,7 +254,9 @@ def test_estimate_with_noise_and_weights_matches_numpy_lstsq():
         )
     # without weights: cv2's least-squares affine fit (no RANSAC, all points inliers)
     unweighted = wk.Affine.estimate(torch.tensor(src[0]), torch.tensor(dst[0]))
-    np.testing.assert_allclose(unweighted.matrix[0, :2].numpy(), numpy_weighted_affine(src[0], dst[0], np.ones(25)), atol=1e-9)
+    np.testing.assert_allclose(
+        unweighted.matrix[0, :2].numpy(), numpy_weighted_affine(src[0], dst[0], np.ones(25)), atol=1e-9
+    )
 
 
 def test_estimate_is_differentiable():

@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 import warpkit as wk
 from warpkit import _registry
 from warpkit.cli import main
@@ -13,8 +12,12 @@ def test_families_lists_builtins_and_first_party_plugins(capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["name", "origin", "capabilities", "status"]
     assert "affine      built-in" in out or "affine" in out.split()
-    for line_start, origin in [("similarity", "torch-warpkit-similarity"), ("lens", "torch-warpkit-lens"), ("elastic", "torch-warpkit-elastic")]:
-        line = next(l for l in out.splitlines() if l.startswith(line_start + " "))
+    for line_start, origin in [
+        ("similarity", "torch-warpkit-similarity"),
+        ("lens", "torch-warpkit-lens"),
+        ("elastic", "torch-warpkit-elastic"),
+    ]:
+        line = next(row for row in out.splitlines() if row.startswith(line_start + " "))
         assert origin in line and line.rstrip().endswith("loaded")
 
 
@@ -36,7 +39,7 @@ def test_families_shows_a_broken_plugin_and_exits_1(tmp_path, monkeypatch, capsy
     try:
         assert main(["families"]) == 1
         out = capsys.readouterr().out
-        line = next(l for l in out.splitlines() if l.startswith("bad "))
+        line = next(row for row in out.splitlines() if row.startswith("bad "))
         assert "badplug 0.3" in line and "failed: plugin 'bad'" in line and "ModuleNotFoundError" in line
         assert main(["check", "bad", "--checks", "identity"]) == 1
         assert "bad     load   FAIL" in capsys.readouterr().out

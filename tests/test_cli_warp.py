@@ -38,14 +38,32 @@ def _read(path):
 
 
 @pytest.mark.parametrize("name", ["gray8.png", "colour16.tif", "colour8.jpg", "rgba8.png"])
-@pytest.mark.parametrize("interpolation, flag", [("nearest", cv2.INTER_NEAREST), ("bilinear", cv2.INTER_LINEAR),
-                                                 ("bicubic", cv2.INTER_CUBIC)])
+@pytest.mark.parametrize(
+    "interpolation, flag",
+    [("nearest", cv2.INTER_NEAREST), ("bilinear", cv2.INTER_LINEAR), ("bicubic", cv2.INTER_CUBIC)],
+)
 def test_affine_matches_cv2_warpaffine(files, name, interpolation, flag, capsys):
     source = _read(files / name)
     output = files / ("out" + os.path.splitext(name)[1].replace(".jpg", ".png"))
     matrix = ",".join(str(v) for v in MATRIX.ravel())
-    assert main(["warp", str(files / name), str(output), "--matrix", matrix, "--interpolation", interpolation,
-                 "--padding", "reflect", "--size", "20x33"]) == 0
+    assert (
+        main(
+            [
+                "warp",
+                str(files / name),
+                str(output),
+                "--matrix",
+                matrix,
+                "--interpolation",
+                interpolation,
+                "--padding",
+                "reflect",
+                "--size",
+                "20x33",
+            ]
+        )
+        == 0
+    )
     result = _read(output)
     expected = cv2.warpAffine(source, MATRIX, (33, 20), flags=flag, borderMode=cv2.BORDER_REFLECT)
     assert result.dtype == source.dtype and result.shape == expected.shape
@@ -57,12 +75,33 @@ def test_affine_matches_cv2_warpaffine(files, name, interpolation, flag, capsys)
 def test_projective_json_and_compare_opencv(files, capsys):
     spec = files / "h.json"
     spec.write_text(json.dumps({"family": "projective", "matrix": HOMOGRAPHY.tolist()}))
-    assert main(["warp", str(files / "colour16.tif"), str(files / "o.tif"), "--transform", str(spec),
-                 "--padding", "constant", "--fill", "1000,2000,3000", "--compare-opencv"]) == 0
+    assert (
+        main(
+            [
+                "warp",
+                str(files / "colour16.tif"),
+                str(files / "o.tif"),
+                "--transform",
+                str(spec),
+                "--padding",
+                "constant",
+                "--fill",
+                "1000,2000,3000",
+                "--compare-opencv",
+            ]
+        )
+        == 0
+    )
     result = _read(files / "o.tif")
     # --fill is R,G,B as the image is seen; OpenCV's borderValue is in the file's B,G,R order
-    expected = cv2.warpPerspective(_read(files / "colour16.tif"), HOMOGRAPHY, (30, 24), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=(3000, 2000, 1000, 0))
+    expected = cv2.warpPerspective(
+        _read(files / "colour16.tif"),
+        HOMOGRAPHY,
+        (30, 24),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(3000, 2000, 1000, 0),
+    )
     assert np.abs(result.astype(np.int64) - expected.astype(np.int64)).max() <= 1
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "max |warpkit - OpenCV|" in line)
@@ -71,11 +110,25 @@ def test_projective_json_and_compare_opencv(files, capsys):
 
 
 def test_tps_control_points_compare_with_remap(files, capsys):
-    spec = {"family": "tps", "src": [[0, 0], [29, 0], [0, 23], [29, 23], [15, 12]],
-            "dst": [[0, 0], [29, 0], [0, 23], [29, 23], [17, 13]]}
+    spec = {
+        "family": "tps",
+        "src": [[0, 0], [29, 0], [0, 23], [29, 23], [15, 12]],
+        "dst": [[0, 0], [29, 0], [0, 23], [29, 23], [17, 13]],
+    }
     (files / "t.json").write_text(json.dumps(spec))
-    assert main(["warp", str(files / "gray8.png"), str(files / "t.png"), "--transform", str(files / "t.json"),
-                 "--compare-opencv"]) == 0
+    assert (
+        main(
+            [
+                "warp",
+                str(files / "gray8.png"),
+                str(files / "t.png"),
+                "--transform",
+                str(files / "t.json"),
+                "--compare-opencv",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "max |warpkit - OpenCV|" in line)
     assert "cv2.remap" in line and float(line.split("= ")[1].split()[0]) < 255 * 1e-5
@@ -87,20 +140,61 @@ def test_compare_opencv_skips_what_opencv_cannot_do(tmp_path, capsys):
     """OpenCV 5.0 never returns from bicubic + reflect101 on a one-pixel-high image: warp it, skip the comparison."""
     row = (np.arange(7, dtype=np.uint8) * 30)[None, :]
     assert cv2.imwrite(str(tmp_path / "row.png"), row)
-    assert main(["warp", str(tmp_path / "row.png"), str(tmp_path / "out.png"), "--matrix", "1,0,0.5,0,1,0",
-                 "--interpolation", "bicubic", "--padding", "reflect101", "--compare-opencv"]) == 0
+    assert (
+        main(
+            [
+                "warp",
+                str(tmp_path / "row.png"),
+                str(tmp_path / "out.png"),
+                "--matrix",
+                "1,0,0.5,0,1,0",
+                "--interpolation",
+                "bicubic",
+                "--padding",
+                "reflect101",
+                "--compare-opencv",
+            ]
+        )
+        == 0
+    )
     assert "compare-opencv: skipped: padding: OpenCV never returns" in capsys.readouterr().out
     assert _read(tmp_path / "out.png").shape == (1, 7)
 
 
 def test_params_and_src_dst_on_the_command_line(files):
     # identity theta for affine_grid is the identity warp
-    assert main(["warp", str(files / "gray8.png"), str(files / "p.png"), "--family", "affine",
-                 "--params", "[1, 0, 0, 0, 1, 0]"]) == 0
+    assert (
+        main(
+            [
+                "warp",
+                str(files / "gray8.png"),
+                str(files / "p.png"),
+                "--family",
+                "affine",
+                "--params",
+                "[1, 0, 0, 0, 1, 0]",
+            ]
+        )
+        == 0
+    )
     assert np.array_equal(_read(files / "p.png"), _read(files / "gray8.png"))
     # a pure shift by (2, 1) estimated from four correspondences
-    assert main(["warp", str(files / "gray8.png"), str(files / "s.png"), "--family", "affine",
-                 "--src", "0,0;10,0;0,10;10,10", "--dst", "2,1;12,1;2,11;12,11"]) == 0
+    assert (
+        main(
+            [
+                "warp",
+                str(files / "gray8.png"),
+                str(files / "s.png"),
+                "--family",
+                "affine",
+                "--src",
+                "0,0;10,0;0,10;10,10",
+                "--dst",
+                "2,1;12,1;2,11;12,11",
+            ]
+        )
+        == 0
+    )
     assert np.array_equal(_read(files / "s.png")[1:, 2:], _read(files / "gray8.png")[:-1, :-2])
 
 
@@ -113,53 +207,68 @@ def _error(capsys, argv, fragment):
     assert "Traceback" not in captured.err
 
 
-@pytest.mark.parametrize("input_name, fragment", [
-    ("missing.png", "input: expected an existing image file"),
-    ("corrupt.png", "input: expected an image file OpenCV can decode"),
-    ("empty.png", "input: expected an image file OpenCV can decode"),
-    (".", "input: expected an image file, got the directory"),
-])
+@pytest.mark.parametrize(
+    "input_name, fragment",
+    [
+        ("missing.png", "input: expected an existing image file"),
+        ("corrupt.png", "input: expected an image file OpenCV can decode"),
+        ("empty.png", "input: expected an image file OpenCV can decode"),
+        (".", "input: expected an image file, got the directory"),
+    ],
+)
 def test_bad_input_files(files, capsys, input_name, fragment):
     _error(capsys, ["warp", str(files / input_name), str(files / "o.png"), "--matrix", "1,0,0,0,1,0"], fragment)
     assert not (files / "o.png").exists()
 
 
-@pytest.mark.parametrize("extra, fragment", [
-    (["--matrix", "1,0,0"], "--matrix: expected 6 (affine) or 9 (projective) numbers, got 3"),
-    (["--matrix", "1,0,x,0,1,0"], "--matrix: expected numbers"),
-    (["--matrix", "0,0,0,0,0,0"], "matrix: expected an invertible matrix"),
-    (["--matrix", "nan,0,0,0,1,0"], "--matrix: expected finite numbers"),
-    ([], "transform: expected exactly one of"),
-    (["--matrix", "1,0,0,0,1,0", "--params", "[1]"], "transform: expected exactly one of"),
-    (["--matrix", "1,0,0,0,1,0", "--size", "10"], "--size: expected HxW"),
-    (["--matrix", "1,0,0,0,1,0", "--size", "100000x100000"], "size: expected an output of at most"),
-    (["--matrix", "1,0,0,0,1,0", "--interpolation", "lanczos"], "--interpolation: expected one of"),
-    (["--matrix", "1,0,0,0,1,0", "--padding", "constant", "--fill", "1,2"], "--fill: expected 1 number or 1 (one per channel"),
-    (["--family", "nope", "--params", "[1]"], "name: expected one of"),
-    (["--family", "affine", "--params", "[1, 2"], "--params: expected a JSON list"),
-    (["--family", "affine", "--params", "[1, 2]"], "params: expected shape (B, 6), got (1, 2)"),
-    (["--src", "0,0;1,1;2,2", "--dst", "0,0;1,1;2,2"], "src: expected points spread in 2D"),
-    (["--dst", "0,0"], "--src: expected control points to go with --dst"),
-    (["--transform", "no-such.json"], "--transform: expected an existing JSON file"),
-    (["--bogus"], "unrecognized arguments: --bogus"),
-])
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--matrix", "1,0,0"], "--matrix: expected 6 (affine) or 9 (projective) numbers, got 3"),
+        (["--matrix", "1,0,x,0,1,0"], "--matrix: expected numbers"),
+        (["--matrix", "0,0,0,0,0,0"], "matrix: expected an invertible matrix"),
+        (["--matrix", "nan,0,0,0,1,0"], "--matrix: expected finite numbers"),
+        ([], "transform: expected exactly one of"),
+        (["--matrix", "1,0,0,0,1,0", "--params", "[1]"], "transform: expected exactly one of"),
+        (["--matrix", "1,0,0,0,1,0", "--size", "10"], "--size: expected HxW"),
+        (["--matrix", "1,0,0,0,1,0", "--size", "100000x100000"], "size: expected an output of at most"),
+        (["--matrix", "1,0,0,0,1,0", "--interpolation", "lanczos"], "--interpolation: expected one of"),
+        (
+            ["--matrix", "1,0,0,0,1,0", "--padding", "constant", "--fill", "1,2"],
+            "--fill: expected 1 number or 1 (one per channel",
+        ),
+        (["--family", "nope", "--params", "[1]"], "name: expected one of"),
+        (["--family", "affine", "--params", "[1, 2"], "--params: expected a JSON list"),
+        (["--family", "affine", "--params", "[1, 2]"], "params: expected shape (B, 6), got (1, 2)"),
+        (["--src", "0,0;1,1;2,2", "--dst", "0,0;1,1;2,2"], "src: expected points spread in 2D"),
+        (["--dst", "0,0"], "--src: expected control points to go with --dst"),
+        (["--transform", "no-such.json"], "--transform: expected an existing JSON file"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
 def test_bad_parameters(files, capsys, extra, fragment):
     argv = ["warp", str(files / "gray8.png"), str(files / "o.png"), *extra]
     _error(capsys, argv, fragment)  # argparse's own errors too: one line and status 2
     assert not (files / "o.png").exists()
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ("{not json", "--transform: expected JSON"),
-    ('{"matrix": [[1, 0, 0], [0, 1, 0]], "colour": 1}', "transform: expected keys among"),
-    ('{"family": "tps", "matrix": [[1, 0, 0], [0, 1, 0]]}', "family: expected a family that takes a matrix"),
-    ('{"src": [[0, 0], [1, 0], [0, 1]]}', "dst: expected control points to go with src"),
-    ('[1, 2]', "transform: expected a JSON object, got list"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("{not json", "--transform: expected JSON"),
+        ('{"matrix": [[1, 0, 0], [0, 1, 0]], "colour": 1}', "transform: expected keys among"),
+        ('{"family": "tps", "matrix": [[1, 0, 0], [0, 1, 0]]}', "family: expected a family that takes a matrix"),
+        ('{"src": [[0, 0], [1, 0], [0, 1]]}', "dst: expected control points to go with src"),
+        ("[1, 2]", "transform: expected a JSON object, got list"),
+    ],
+)
 def test_bad_transform_files(files, capsys, spec, fragment):
     (files / "bad.json").write_text(spec)
-    _error(capsys, ["warp", str(files / "gray8.png"), str(files / "o.png"), "--transform", str(files / "bad.json")],
-           fragment)
+    _error(
+        capsys,
+        ["warp", str(files / "gray8.png"), str(files / "o.png"), "--transform", str(files / "bad.json")],
+        fragment,
+    )
 
 
 def test_existing_output_is_kept_unless_force(files, capsys):
@@ -173,12 +282,21 @@ def test_existing_output_is_kept_unless_force(files, capsys):
 
 
 def test_unwritable_outputs_leave_nothing_behind(files, capsys):
-    _error(capsys, ["warp", str(files / "gray8.png"), str(files / "o.xyz"), "--matrix", "1,0,0,0,1,0"],
-           "output: expected an image extension OpenCV can write")
-    _error(capsys, ["warp", str(files / "gray8.png"), str(files / "no" / "dir.png"), "--matrix", "1,0,0,0,1,0"],
-           "output: expected a writable directory")
-    _error(capsys, ["warp", str(files / "colour16.tif"), str(files / "o16.jpg"), "--matrix", "1,0,0,0,1,0"],
-           "output: expected a format that can hold")
+    _error(
+        capsys,
+        ["warp", str(files / "gray8.png"), str(files / "o.xyz"), "--matrix", "1,0,0,0,1,0"],
+        "output: expected an image extension OpenCV can write",
+    )
+    _error(
+        capsys,
+        ["warp", str(files / "gray8.png"), str(files / "no" / "dir.png"), "--matrix", "1,0,0,0,1,0"],
+        "output: expected a writable directory",
+    )
+    _error(
+        capsys,
+        ["warp", str(files / "colour16.tif"), str(files / "o16.jpg"), "--matrix", "1,0,0,0,1,0"],
+        "output: expected a format that can hold",
+    )
     assert sorted(p.name for p in files.iterdir() if p.name.startswith((".warpkit", "o"))) == []
 
 
@@ -207,11 +325,37 @@ def test_unicode_paths(files):
 
 
 def test_subprocess_exit_status_and_single_line(files):
-    ok = subprocess.run([sys.executable, "-m", "warpkit", "warp", str(files / "gray8.png"), str(files / "sub.png"),
-                         "--matrix", "1,0,0,0,1,0"], capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "warpkit",
+            "warp",
+            str(files / "gray8.png"),
+            str(files / "sub.png"),
+            "--matrix",
+            "1,0,0,0,1,0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([sys.executable, "-m", "warpkit", "warp", str(files / "corrupt.png"), str(files / "x.png"),
-                          "--matrix", "1,0,0,0,1,0"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "warpkit",
+            "warp",
+            str(files / "corrupt.png"),
+            str(files / "x.png"),
+            "--matrix",
+            "1,0,0,0,1,0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and bad.stderr.startswith("warpkit warp: error: input:")
     assert not (files / "x.png").exists()

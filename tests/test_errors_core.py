@@ -47,7 +47,11 @@ def test_shape_errors(call, error, words):
     ("argument", "kwargs", "valid"),
     [
         ("interpolation", {"interpolation": "lanczos"}, ["'nearest'", "'bilinear'", "'bicubic'"]),
-        ("padding", {"padding": "mirror"}, ["'zeros'", "'constant'", "'replicate'", "'reflect'", "'reflect101'", "'wrap'"]),
+        (
+            "padding",
+            {"padding": "mirror"},
+            ["'zeros'", "'constant'", "'replicate'", "'reflect'", "'reflect101'", "'wrap'"],
+        ),
         ("padding", {"padding": 3}, ["'zeros'"]),
     ],
 )
@@ -102,12 +106,12 @@ DUPLICATE = torch.tensor([[1.0, 2.0]] * 5)
 SPREAD = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0], [4.0, 6.0]])
 
 
-@pytest.mark.parametrize(
-    ("family", "minimum"), [(wk.Affine, 3), (wk.Projective, 4), (wk.ThinPlateSpline, 3)]
-)
+@pytest.mark.parametrize(("family", "minimum"), [(wk.Affine, 3), (wk.Projective, 4), (wk.ThinPlateSpline, 3)])
 def test_too_few_points(family, minimum):
     src = SPREAD[: minimum - 1]
-    with pytest.raises(wk.DegenerateInputError, match=rf"src: expected at least {minimum} points, got {minimum - 1}") as info:
+    with pytest.raises(
+        wk.DegenerateInputError, match=rf"src: expected at least {minimum} points, got {minimum - 1}"
+    ) as info:
         family.estimate(src, src)
     assert isinstance(info.value, ValueError)
 
@@ -163,6 +167,15 @@ def test_unknown_family():
 
 
 def test_every_core_error_derives_from_the_root():
-    for error in (wk.ShapeError, wk.DTypeError, wk.DeviceError, wk.ModeError, wk.SingularMatrixError,
-                  wk.DegenerateInputError, wk.SizeLimitError, wk.UnknownFamilyError, wk.PluginLoadError):
+    for error in (
+        wk.ShapeError,
+        wk.DTypeError,
+        wk.DeviceError,
+        wk.ModeError,
+        wk.SingularMatrixError,
+        wk.DegenerateInputError,
+        wk.SizeLimitError,
+        wk.UnknownFamilyError,
+        wk.PluginLoadError,
+    ):
         assert issubclass(error, wk.WarpkitError)

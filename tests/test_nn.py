@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import real_image, to_numpy, to_torch
 from scipy.interpolate import RBFInterpolator
 from torch import nn
 
 import warpkit as wk
-from conftest import real_image, to_numpy, to_torch
 
 FAMILIES = ("affine", "projective", "tps")
 
@@ -177,12 +177,16 @@ def test_state_dict_round_trip_and_dtype_moves():
 def test_extra_repr_echoes_the_arguments():
     text = repr(wk.nn.SpatialTransformer(1, (12, 12), "tps", output_size=(8, 9), padding="border"))
     assert "input_size=(12, 12)" in text
-    assert "family='tps', output_size=(8, 9), align_corners=False, interpolation='bilinear', padding='replicate'" in text
+    assert (
+        "family='tps', output_size=(8, 9), align_corners=False, interpolation='bilinear', padding='replicate'" in text
+    )
 
 
 # --- bad input -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "shape", [(2, 3, 16, 16), (1, 16, 16), (2, 1, 16, 17), (2, 1, 1, 16, 16)], ids=["channels", "rank3", "size", "rank5"]
+    "shape",
+    [(2, 3, 16, 16), (1, 16, 16), (2, 1, 16, 17), (2, 1, 1, 16, 16)],
+    ids=["channels", "rank3", "size", "rank5"],
 )
 def test_wrong_input_shape_names_the_module_and_the_expected_shape(shape):
     stn = wk.nn.SpatialTransformer(1, (16, 16))

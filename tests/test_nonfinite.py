@@ -23,8 +23,12 @@ BAD = [float("nan"), float("inf"), float("-inf")]
 
 _CV_INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 _CV_BORDER = {
-    "zeros": cv2.BORDER_CONSTANT, "constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE,
-    "reflect": cv2.BORDER_REFLECT, "reflect101": cv2.BORDER_REFLECT_101, "wrap": cv2.BORDER_WRAP,
+    "zeros": cv2.BORDER_CONSTANT,
+    "constant": cv2.BORDER_CONSTANT,
+    "replicate": cv2.BORDER_REPLICATE,
+    "reflect": cv2.BORDER_REFLECT,
+    "reflect101": cv2.BORDER_REFLECT_101,
+    "wrap": cv2.BORDER_WRAP,
 }
 
 
@@ -65,8 +69,14 @@ def test_nonfinite_coordinates_read_padding_value(backend, interpolation, paddin
     hwc = image[0].permute(1, 2, 0).numpy()
     border_value = FILL + (0.0,) if padding is Padding.CONSTANT else (0.0,) * 4
     map_x, map_y = grid[0, :1, :, 0].numpy(), grid[0, :1, :, 1].numpy()
-    reference = cv2.remap(hwc, map_x, map_y, _CV_INTERPOLATION[interpolation.value],
-                          borderMode=_CV_BORDER[padding.value], borderValue=border_value)
+    reference = cv2.remap(
+        hwc,
+        map_x,
+        map_y,
+        _CV_INTERPOLATION[interpolation.value],
+        borderMode=_CV_BORDER[padding.value],
+        borderValue=border_value,
+    )
     np.testing.assert_allclose(out[0, :, 0].permute(1, 0).numpy(), reference[0], atol=1e-4)
 
 

@@ -7,8 +7,6 @@ import kornia.geometry.transform as KT
 import numpy as np
 import pytest
 import torch
-
-import warpkit as wk
 from conftest import (
     CV2_BORDER,
     CV2_INTERP,
@@ -21,6 +19,8 @@ from conftest import (
     to_torch,
 )
 
+import warpkit as wk
+
 OUT_SIZE = (40, 72)  # (H, W), differs from the (48, 64) input
 HOMOGRAPHY = np.array([[0.95, 0.12, 4.3], [-0.08, 1.05, -2.9], [6e-4, -9e-4, 1.0]])
 HOMOGRAPHY_2 = np.array([[1.1, -0.05, -3.0], [0.1, 0.9, 5.5], [-1.2e-3, 4e-4, 1.0]])
@@ -28,7 +28,11 @@ HOMOGRAPHY_2 = np.array([[1.1, -0.05, -3.0], [0.1, 0.9, 5.5], [-1.2e-3, 4e-4, 1.
 
 def cv2_warp_perspective(image_np, h, interpolation, padding, size=OUT_SIZE):
     return cv2.warpPerspective(
-        image_np, h, size[::-1], flags=CV2_INTERP[interpolation], borderMode=CV2_BORDER[padding],
+        image_np,
+        h,
+        size[::-1],
+        flags=CV2_INTERP[interpolation],
+        borderMode=CV2_BORDER[padding],
         borderValue=cv2_border_value(padding),
     )
 
@@ -37,16 +41,24 @@ def cv2_warp_perspective(image_np, h, interpolation, padding, size=OUT_SIZE):
 @pytest.mark.parametrize("interpolation", INTERPOLATIONS)
 def test_warp_matches_cv2_warp_perspective(image_np, image, interpolation, padding):
     ours = wk.warp(
-        image, wk.Projective(torch.tensor(HOMOGRAPHY, dtype=torch.float32)), OUT_SIZE, interpolation=interpolation,
-        padding=padding, fill=FILL,
+        image,
+        wk.Projective(torch.tensor(HOMOGRAPHY, dtype=torch.float32)),
+        OUT_SIZE,
+        interpolation=interpolation,
+        padding=padding,
+        fill=FILL,
     )
     assert ours.shape == (1, 3, *OUT_SIZE)
     assert_matches(to_numpy(ours), cv2_warp_perspective(image_np, HOMOGRAPHY, interpolation, padding), interpolation)
 
 
 KORNIA_CASES = [
-    ("zeros", "zeros", False), ("zeros", "zeros", True), ("constant", "fill", True), ("replicate", "border", True),
-    ("reflect", "reflection", False), ("reflect101", "reflection", True),
+    ("zeros", "zeros", False),
+    ("zeros", "zeros", True),
+    ("constant", "fill", True),
+    ("replicate", "border", True),
+    ("reflect", "reflection", False),
+    ("reflect101", "reflection", True),
 ]
 
 
@@ -55,7 +67,12 @@ KORNIA_CASES = [
 def test_warp_matches_kornia(image, interpolation, padding, kornia_padding, align_corners):
     h = torch.tensor(HOMOGRAPHY, dtype=torch.float32)
     theirs = KT.warp_perspective(
-        image, h[None], OUT_SIZE, mode=interpolation, padding_mode=kornia_padding, align_corners=align_corners,
+        image,
+        h[None],
+        OUT_SIZE,
+        mode=interpolation,
+        padding_mode=kornia_padding,
+        align_corners=align_corners,
         fill_value=torch.tensor(FILL),
     )
     ours = wk.warp(image, wk.Projective(h), OUT_SIZE, interpolation=interpolation, padding=padding, fill=FILL)
@@ -114,15 +131,21 @@ def test_from_params_reads_where_the_normalised_matrix_says(image_np, image, ali
     t = wk.Projective.from_params(torch.tensor(params)[None], image_np.shape[:2], OUT_SIZE, align_corners=align_corners)
     grid = normalised_reference_grid(params, OUT_SIZE, image_np.shape[:2], align_corners)
     ours = wk.warp(image, t, OUT_SIZE, interpolation="bicubic", padding="replicate")
-    reference = cv2.remap(image_np, grid[..., 0].copy(), grid[..., 1].copy(), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    reference = cv2.remap(
+        image_np, grid[..., 0].copy(), grid[..., 1].copy(), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
     assert_matches(to_numpy(ours), reference, "bicubic")
-    np.testing.assert_allclose(t.to_params(image_np.shape[:2], OUT_SIZE, align_corners=align_corners)[0].numpy(), params, atol=1e-10)
+    np.testing.assert_allclose(
+        t.to_params(image_np.shape[:2], OUT_SIZE, align_corners=align_corners)[0].numpy(), params, atol=1e-10
+    )
 
 
 def test_identity_params():
     params = wk.Projective.identity_params(3, dtype=torch.float64)
     assert params.shape == (3, wk.Projective.num_params)
-    torch.testing.assert_close(wk.Projective.from_params(params, (48, 64)).matrix, torch.eye(3, dtype=torch.float64).expand(3, 3, 3))
+    torch.testing.assert_close(
+        wk.Projective.from_params(params, (48, 64)).matrix, torch.eye(3, dtype=torch.float64).expand(3, 3, 3)
+    )
 
 
 # --- estimation -------------------------------------------------------------------------------
@@ -161,7 +184,9 @@ def test_estimate_with_noise_matches_numpy_dlt_and_find_homography():
     rng = np.random.default_rng(1)
     src = rng.uniform(0, 64, (2, 30, 2))
     truths = [HOMOGRAPHY, HOMOGRAPHY_2]
-    dst = np.stack([cv2.perspectiveTransform(s[None], h)[0] for s, h in zip(src, truths)]) + rng.normal(0, 0.3, (2, 30, 2))
+    dst = np.stack([cv2.perspectiveTransform(s[None], h)[0] for s, h in zip(src, truths)]) + rng.normal(
+        0, 0.3, (2, 30, 2)
+    )
     weights = rng.uniform(0.2, 2.0, (2, 30))
     ours = wk.Projective.estimate(torch.tensor(src), torch.tensor(dst), torch.tensor(weights)).matrix.numpy()
     for b in range(2):
@@ -214,7 +239,14 @@ def test_gradcheck_params():
 def test_batch_members_are_independent(image_np, image):
     second = np.ascontiguousarray(image_np[::-1])
     h = torch.tensor(np.stack([HOMOGRAPHY, HOMOGRAPHY_2]), dtype=torch.float32, requires_grad=True)
-    ours = wk.warp(torch.cat([image, to_torch(second)]), wk.Projective(h), OUT_SIZE, interpolation="bicubic", padding="constant", fill=FILL)
+    ours = wk.warp(
+        torch.cat([image, to_torch(second)]),
+        wk.Projective(h),
+        OUT_SIZE,
+        interpolation="bicubic",
+        padding="constant",
+        fill=FILL,
+    )
     for member, source, matrix in zip(ours, (image_np, second), (HOMOGRAPHY, HOMOGRAPHY_2)):
         assert_matches(to_numpy(member), cv2_warp_perspective(source, matrix, "bicubic", "constant"), "bicubic")
     ours[0].sum().backward()

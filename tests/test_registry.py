@@ -5,7 +5,7 @@ import threading
 import types
 
 import pytest
-import torch
+
 import warpkit as wk
 from warpkit import _registry
 
@@ -56,8 +56,11 @@ def test_duplicate_in_process_name_names_both_owners():
     class Other(wk.Affine):
         name = "affine"
 
-    with pytest.raises(wk.WarpkitError, match=r"'affine' is already registered to built-in warpkit.families.affine.Affine; "
-                       r"cannot register .*Other"):
+    with pytest.raises(
+        wk.WarpkitError,
+        match=r"'affine' is already registered to built-in warpkit.families.affine.Affine; "
+        r"cannot register .*Other",
+    ):
         wk.register_family(Other)
 
 
@@ -90,7 +93,12 @@ def test_plugin_is_discovered_lazily(plugin_env):
     family = wk.get_family("shift")
     assert family.__module__ == "lazy_shift_mod" and family.name == "shift"
     record = {r.name: r for r in _registry.family_records()}["shift"]
-    assert (record.origin, record.distribution, record.version, record.status) == ("plugin", "shiftdist", "1.2", "loaded")
+    assert (record.origin, record.distribution, record.version, record.status) == (
+        "plugin",
+        "shiftdist",
+        "1.2",
+        "loaded",
+    )
     assert "shift" in wk.families()
 
 
@@ -117,7 +125,9 @@ def test_entry_point_that_is_not_a_transform_fails_to_load(plugin_env):
 
 def test_plugin_taking_a_builtin_name_is_refused_naming_both(plugin_env):
     plugin_env("squatter", {"affine": "squat_mod:Shift"}, {"squat_mod": GOOD})
-    with pytest.warns(RuntimeWarning, match=r"distribution squatter 1.2 refused.*built-in warpkit.families.affine.Affine"):
+    with pytest.warns(
+        RuntimeWarning, match=r"distribution squatter 1.2 refused.*built-in warpkit.families.affine.Affine"
+    ):
         records = _registry.family_records()
     assert wk.get_family("affine") is wk.Affine
     assert any(r.status == "refused" and r.distribution == "squatter" for r in records)
@@ -144,7 +154,14 @@ def test_disable_variable_turns_discovery_off(plugin_env, monkeypatch):
 
 
 def test_concurrent_first_use_loads_once(plugin_env):
-    plugin_env("countdist", {"counted": "counted_mod:Shift"}, {"counted_mod": GOOD + "\n    import builtins\n    builtins._warpkit_loads = getattr(builtins, '_warpkit_loads', 0) + 1\n"})
+    plugin_env(
+        "countdist",
+        {"counted": "counted_mod:Shift"},
+        {
+            "counted_mod": GOOD
+            + "\n    import builtins\n    builtins._warpkit_loads = getattr(builtins, '_warpkit_loads', 0) + 1\n"
+        },
+    )
     import builtins
 
     builtins._warpkit_loads = 0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
+from conftest import real_image
 
 import warpkit as wk
-from conftest import real_image
 from warpkit.cli import main
 from warpkit.report import consistency_report, example_transform, format_report
 

@@ -8,8 +8,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-import warpkit as wk
 from conftest import (
     CV2_BORDER,
     CV2_INTERP,
@@ -22,6 +20,8 @@ from conftest import (
     to_numpy,
     to_torch,
 )
+
+import warpkit as wk
 
 OUT_SIZE = (40, 56)  # differs from the (48, 64) input on purpose
 
@@ -72,8 +72,13 @@ def test_matches_cv2_remap_on_tiny_images(size, interpolation, padding):
     """Images smaller than the taps: every tap goes through the border rule (cv2 agrees to ~1e-7 here too)."""
     image_np = np.random.default_rng(5).random((*size, 3), dtype=np.float32)
     grid_np = random_grid((12, 16), size, seed=6, margin=1.0)
-    ours = wk.sample(to_torch(image_np), torch.from_numpy(grid_np)[None], interpolation=interpolation,
-                     padding=padding, fill=fill_for(padding))
+    ours = wk.sample(
+        to_torch(image_np),
+        torch.from_numpy(grid_np)[None],
+        interpolation=interpolation,
+        padding=padding,
+        fill=fill_for(padding),
+    )
     if size == (1, 1) and padding not in ("zeros", "constant"):
         # every tap reads the one pixel. cv2 is no reference here: OpenCV 5.0's remap never returns from
         # INTER_CUBIC + BORDER_REFLECT_101 on a 1x1 image
@@ -88,8 +93,12 @@ def test_constant_scalar_fill_fills_every_channel(image_np, image, interpolation
     grid_np = random_grid(OUT_SIZE, image_np.shape[:2], seed=1)
     ours = wk.sample(image, torch.from_numpy(grid_np)[None], interpolation=interpolation, padding="constant", fill=0.3)
     ref = cv2.remap(
-        image_np, grid_np[..., 0].copy(), grid_np[..., 1].copy(), CV2_INTERP[interpolation],
-        borderMode=cv2.BORDER_CONSTANT, borderValue=(0.3, 0.3, 0.3, 0),
+        image_np,
+        grid_np[..., 0].copy(),
+        grid_np[..., 1].copy(),
+        CV2_INTERP[interpolation],
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0.3, 0.3, 0.3, 0),
     )
     assert_matches(to_numpy(ours), ref, interpolation)
 
@@ -111,7 +120,7 @@ def test_matches_cv2_on_a_rotated_grid(image_np, image, interpolation):
 @pytest.mark.parametrize("scale", [1.0, 2.0, 0.5])
 def test_nearest_ties_round_like_cv2(image_np, image, offset, scale):
     """Half-pixel shifts and scaling by 2 put every sample on an exact .5 tie: cv2 rounds half to even."""
-    ys, xs = np.mgrid[0:OUT_SIZE[0], 0:OUT_SIZE[1]].astype(np.float32)
+    ys, xs = np.mgrid[0 : OUT_SIZE[0], 0 : OUT_SIZE[1]].astype(np.float32)
     grid_np = np.stack([scale * xs + offset, scale * ys + offset], -1)
     ours = wk.sample(image, torch.from_numpy(grid_np)[None], interpolation="nearest", padding="reflect")
     np.testing.assert_array_equal(to_numpy(ours), cv2_remap(image_np, grid_np, "nearest", "reflect"))
@@ -121,7 +130,9 @@ def test_matches_cv2_on_a_single_channel_real_image():
     image_np = real_image((48, 64)).mean(-1).astype(np.float32)
     grid_np = random_grid(OUT_SIZE, image_np.shape)
     ours = wk.sample(to_torch(image_np), torch.from_numpy(grid_np)[None], interpolation="bicubic", padding="wrap")
-    ref = cv2.remap(image_np, grid_np[..., 0].copy(), grid_np[..., 1].copy(), cv2.INTER_CUBIC, borderMode=cv2.BORDER_WRAP)
+    ref = cv2.remap(
+        image_np, grid_np[..., 0].copy(), grid_np[..., 1].copy(), cv2.INTER_CUBIC, borderMode=cv2.BORDER_WRAP
+    )
     assert_matches(to_numpy(ours)[..., 0], ref, "bicubic")
 
 
@@ -214,7 +225,10 @@ def test_matches_float64_brute_force(interpolation, padding):
 def test_dtypes_keep_their_dtype_and_match_cv2(image_np, interpolation, dtype, tolerance):
     grid_np = random_grid(OUT_SIZE, image_np.shape[:2], seed=5)
     ours = wk.sample(
-        to_torch(image_np, dtype), torch.from_numpy(grid_np)[None].to(dtype), interpolation=interpolation, padding="constant",
+        to_torch(image_np, dtype),
+        torch.from_numpy(grid_np)[None].to(dtype),
+        interpolation=interpolation,
+        padding="constant",
         fill=FILL,
     )
     assert ours.dtype == dtype

@@ -268,7 +268,9 @@ def _batch_selector(index: object, batch_size: int) -> slice | torch.Tensor:
         selector = index if isinstance(index, torch.Tensor) else torch.as_tensor(index)
         if selector.dtype == torch.bool:
             if tuple(selector.shape) != (batch_size,):
-                raise ShapeError(f"index: expected a boolean mask of shape ({batch_size},), got {tuple(selector.shape)}")
+                raise ShapeError(
+                    f"index: expected a boolean mask of shape ({batch_size},), got {tuple(selector.shape)}"
+                )
             return selector.nonzero().flatten()
         if selector.ndim != 1 or selector.is_floating_point() or selector.is_complex():
             raise ShapeError(f"index: expected a 1-D sequence of ints, got {tuple(selector.shape)} {selector.dtype}")

@@ -25,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
         origin = r.origin if r.distribution is None else f"{r.distribution} {r.version or ''}".rstrip()
         status = r.status if r.error is None else f"{r.status}: {r.error}"
         capabilities = _capabilities(r.family) if r.family is not None else ""
-        rows.append({"name": r.name, "origin": origin, "target": r.target, "capabilities": capabilities, "status": status})
+        rows.append(
+            {"name": r.name, "origin": origin, "target": r.target, "capabilities": capabilities, "status": status}
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

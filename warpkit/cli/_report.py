@@ -11,7 +11,9 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("families", nargs="*", metavar="NAME", help="families to report (default: all registered)")
     parser.add_argument(
-        "--image", default="chelsea", choices=["chelsea", "astronaut", "coffee", "camera"],
+        "--image",
+        default="chelsea",
+        choices=["chelsea", "astronaut", "coffee", "camera"],
         help="scikit-image photograph to warp (default: chelsea, 300 x 451)",
     )
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="output size (default: 7/8 of the input)")
