@@ -390,22 +390,23 @@ def check_gradients(family):
     size = (4, 5)  # small: the numeric Jacobian costs two warps per input element
     image = _image(1, 1, size, torch.float64)
     points = _points(1, 2)
+    function: Callable[..., torch.Tensor]
     if family.num_params:
         params = example_params(family, 1)
 
-        def function(params, image, points):
+        def of_params(params, image, points):
             t = family.from_params(params, size)
             return torch.cat([warp(image, t, (3, 4)).flatten(), t.transform_points(points).flatten()])
 
-        inputs = (params, image, points)
+        function, inputs = of_params, (params, image, points)
         names = "parameters, image, points"
     else:
         t = example(family, 1)
 
-        def function(image, points):  # type: ignore[misc]  # the same role as above, one argument fewer
+        def of_image_and_points(image, points):
             return torch.cat([warp(image, t, (3, 4)).flatten(), t.transform_points(points).flatten()])
 
-        inputs = (image, points)
+        function, inputs = of_image_and_points, (image, points)
         names = "image, points (no parameter vector)"
     analytic = torch.autograd.functional.jacobian(function, inputs)
     numeric = _numeric_jacobian(function, inputs)
