@@ -58,9 +58,15 @@ def test_requirement_floors_agree_between_pyproject_readme_and_plugins():
 
 
 def test_readme_install_line_uses_the_new_name():
+    import re
+
     readme = (ROOT / "README.md").read_text()
     assert "pip install torch-warpkit" in readme
-    assert "pip install warpkit" not in readme
+    # no install hint anywhere may name the other project (`warpkit[extra]` or `pip install warpkit`)
+    sources = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "warpkit").rglob("*.py")]
+    for path in sources:
+        text = path.read_text()
+        assert not re.search(r"(?<![-\w])warpkit\[|pip install warpkit\b", text), path
 
 
 def test_public_names_agree_between_init_api_and_type_checking_block():
