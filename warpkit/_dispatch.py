@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import dataclasses
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -119,7 +120,7 @@ def _native_declines(call: Call) -> str | None:
         return "the compiled kernels give no gradient for fill"
     if torch.compiler.is_compiling():
         return None  # dynamo's tensors: the kernels' custom ops and their fake implementations serve them
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or _onnx_exporting():
         return "tracing and ONNX export record torch operations"
     if _is_functorch_wrapped(call.image) or _is_functorch_wrapped(call.coords):
         return "torch.func transforms (vmap, grad) need torch operations"
@@ -159,6 +160,11 @@ def _native_module():
                     _native = None
                 _NATIVE.append(_native)
     return _NATIVE[0]
+
+
+def _onnx_exporting() -> bool:
+    # torch.onnx is imported only by an export: asking it otherwise costs a 300 ms import on the first call
+    return "torch.onnx" in sys.modules and torch.onnx.is_in_onnx_export()
 
 
 def _is_functorch_wrapped(tensor: torch.Tensor) -> bool:

@@ -19,6 +19,8 @@ host per call: frame constants are cached per device.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
 
@@ -75,7 +77,7 @@ def torch_sample(
         img = img.expand(-1, -1, max(height, 2), max(width, 2))
         height, width = img.shape[-2:]
     grid = finite = band = None
-    exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()  # ONNX opset 17 has no nan_to_num
+    exporting = torch.jit.is_tracing() or _onnx_exporting()  # ONNX opset 17 has no nan_to_num
     if use_matrix and affine and mode is not Interpolation.NEAREST and pad is not Padding.WRAP and not exporting:
         # F.affine_grid's one fused op gives the normalised points directly, when no folding is needed.
         theta = _to_normalised(coords, (height, width), (out_h, out_w), align)
@@ -114,13 +116,17 @@ def _affine_reach(theta: torch.Tensor) -> float | None:
     return float(reach) if bool(torch.isfinite(reach)) else None
 
 
+def _onnx_exporting() -> bool:
+    return "torch.onnx" in sys.modules and torch.onnx.is_in_onnx_export()  # no 300 ms import when not exporting
+
+
 def _host_checks_allowed(tensor: torch.Tensor) -> bool:
     """Whether a data-dependent Python branch on ``tensor`` is free: CPU, eager, not traced."""
     return (
         tensor.device.type == "cpu"
         and not torch.jit.is_tracing()
         and not torch.compiler.is_compiling()
-        and not torch.onnx.is_in_onnx_export()
+        and not _onnx_exporting()
     )
 
 

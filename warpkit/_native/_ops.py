@@ -68,7 +68,7 @@ def _backward(grad_out, image, coords, fill, use_matrix, out_h, out_w, mode, pad
     call.want_image, call.want_coords = int(want_image), int(want_coords)
     if want_image:
         call.grad_image = grad_image.data_ptr()
-        call.grad_image_stride[:] = grad_image.stride()
+        call.grad_image_stride[:] = _strides(grad_image)
     call.grad_coords = grad_coords.data_ptr() if want_coords else None
     _check(_library().wk_backward(ctypes.byref(call)))
     return grad_image, grad_coords
@@ -97,8 +97,8 @@ def _call(image, coords, fill, use_matrix, out, mode, pad) -> _abi.Call:
         out_w=out_w,
         out=out.data_ptr(),
     )
-    call.image_stride[:] = image.stride()
-    call.out_stride[:] = out.stride()
+    call.image_stride[:] = _strides(image)
+    call.out_stride[:] = _strides(out)
     return call
 
 
@@ -107,6 +107,17 @@ def _library():
     if lib is None:  # the dispatch asks available() first
         raise RuntimeError(f"warpkit's compiled CPU core is not available: {_abi.load_error()}")
     return lib
+
+
+def _strides(t: torch.Tensor) -> tuple[int, ...]:
+    """Element strides, with the canonical stride of its layout for every dimension of size 1: torch ignores
+    those (a 1x1 image permuted from HWC counts as NCHW-contiguous with a column stride of 3), the kernels do not."""
+    batch, channels, height, width = t.shape
+    if _layout(t) is torch.channels_last:
+        canonical = (height * width * channels, 1, width * channels, channels)
+    else:
+        canonical = (channels * height * width, height * width, width, 1)
+    return tuple(c if n == 1 else s for n, s, c in zip(t.shape, t.stride(), canonical))
 
 
 def _check(code: int) -> None:
