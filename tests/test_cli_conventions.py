@@ -116,7 +116,7 @@ def test_the_extra_named_for_cv2_installs_it():
     extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
-    distribution = {"cv2": "opencv-python-headless", "skimage": "scikit-image", "kornia": "kornia", "numba": "numba"}
+    distribution = {"cv2": "opencv-python-headless", "skimage": "scikit-image", "kornia": "kornia"}
     for module, extra in EXTRAS.items():
         if module in distribution:
             assert any(dep.startswith(distribution[module]) for dep in extras.get(extra, [])), (module, extra)

@@ -132,14 +132,9 @@ def _problem(settings: dict, kind: str):
 
 
 def _one_thread() -> None:
-    """Each training runs on one thread: torch's and the fast sampler's (numba's). On a busy machine a
-    numba kernel split over 2 threads waits for its descheduled half: an epoch took 14x longer (measured)."""
+    """Each training runs on one thread (torch's, which the compiled sampler follows): on a busy machine a
+    kernel split over 2 threads waits for its descheduled half (an epoch took 14x longer, measured)."""
     torch.set_num_threads(1)
-    try:
-        import numba
-    except ImportError:
-        return
-    numba.set_num_threads(1)
 
 
 def _train_one(kind: str, model_name: str, seed: int, settings: dict, progress_queue=None) -> dict:
