@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ._coords import apply_matrix, pixel_grid
 from ._modes import Interpolation, Padding
-from ._reference import COORD_LIMIT, CUBIC_A, taps
+from ._reference import COORD_LIMIT, taps
 
 __all__ = ["torch_sample", "matrix_grid"]
 
@@ -333,24 +333,10 @@ def _add_fill(out, grid, mode, fill, height, width, align, fill_finite):
 
 def _axis_coverage(v: torch.Tensor, n: int, mode: Interpolation) -> tuple[torch.Tensor, torch.Tensor]:
     """Along one axis: the total weight of the taps inside ``[0, n)`` and whether all of them are inside."""
-    if mode is Interpolation.NEAREST:
-        index = torch.round(v)
-        inside = (index >= 0) & (index <= n - 1)
-        return inside.to(v.dtype), inside
-    base = torch.floor(v)
-    t = v - base
-    lo, hi = _REACH[mode]
-    inside = (base - lo >= 0) & (base + hi <= n - 1)
-    if mode is Interpolation.BILINEAR:
-        weights = [1 - t, t]
-    else:
-        a, s, u = CUBIC_A, t + 1, 1 - t
-        w0 = ((a * s - 5 * a) * s + 8 * a) * s - 4 * a
-        w1 = ((a + 2) * t - (a + 3)) * t * t + 1
-        w2 = ((a + 2) * u - (a + 3)) * u * u + 1
-        weights = [w0, w1, w2, 1 - w0 - w1 - w2]
     cover = torch.zeros_like(v)
-    for k, w in enumerate(weights):
-        tap = base + (k - lo)
-        cover = cover + torch.where((tap >= 0) & (tap <= n - 1), w, torch.zeros_like(w))
+    inside = torch.ones_like(v, dtype=torch.bool)
+    for index, weight in taps(v, mode):
+        ok = (index >= 0) & (index <= n - 1)
+        cover = cover + torch.where(ok, weight, torch.zeros_like(weight))
+        inside = inside & ok
     return cover, inside
