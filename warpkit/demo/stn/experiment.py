@@ -172,19 +172,14 @@ def _run_all(tasks, settings, jobs, bar):
     """Yield ``(task, result)`` as trainings finish; the bar advances per epoch."""
     if jobs <= 1:
         threads = torch.get_num_threads()
-        numba_threads = _numba_threads()
         queue = _BarQueue(bar)
         try:
             for task in tasks:
                 yield task, _train_one(*task, settings, queue)
         finally:
             torch.set_num_threads(threads)
-            if numba_threads is not None:
-                import numba
-
-                numba.set_num_threads(numba_threads)
         return
-    context = multiprocessing.get_context("spawn")  # fork would copy torch's and numba's thread pools
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pool
     with context.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=context) as pool:
         queue = manager.Queue()
         pending = {pool.submit(_train_one, *task, settings, queue): task for task in tasks}
@@ -198,14 +193,6 @@ def _run_all(tasks, settings, jobs, bar):
                 time.sleep(0.2)
         while not queue.empty():
             bar.update(queue.get())
-
-
-def _numba_threads() -> int | None:
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba.get_num_threads()
 
 
 class _BarQueue:
