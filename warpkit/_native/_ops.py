@@ -158,37 +158,22 @@ class _Sample(torch.autograd.Function):
 def _reference_backward(image, coords, fill, args, want, grad_out):
     """First derivatives through the pure-torch reference sampler (recomputed), for double backward."""
     from .._modes import Interpolation, Padding
+    from .._reference import reference_sample
+    from .._torch_backend import matrix_grid
 
-    reference_sample = _reference()
     use_matrix, out_h, out_w, mode, pad = args
     modes = (Interpolation(_name(_MODES, mode)), Padding(_name(_PADS, pad)))
     wanted = [t for t, need in zip((image, coords), want) if need]
     with torch.enable_grad():
-        grid = _matrix_grid(coords, (out_h, out_w)) if use_matrix else coords
+        grid = matrix_grid(coords, (out_h, out_w), affine=False) if use_matrix else coords
         fill4 = fill.detach()[:, :, None, None]
         out = reference_sample(image, grid, *modes, fill4)
         grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
     return tuple(next(grads) if need else None for need in want)
 
 
-def _reference():
-    try:
-        from .._reference import reference_sample
-    except ImportError:
-        from .._sampler import reference_sample
-    return reference_sample
-
-
 def _name(table: dict[str, int], code: int) -> str:
     return next(name for name, value in table.items() if value == code)
-
-
-def _matrix_grid(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``(B, H, W, 2)`` source points of ``(B, 3, 3)`` destination -> source matrices."""
-    from .._coords import apply_matrix, pixel_grid
-
-    centres = pixel_grid(size, matrix.dtype, matrix.device).reshape(1, -1, 2)
-    return apply_matrix(matrix, centres).reshape(matrix.shape[0], size[0], size[1], 2)
 
 
 # ---- torch.compile: the same kernels as registered custom ops (defining them is cheap; calling one eagerly
