@@ -19,19 +19,12 @@ from warpkit import _native
 from warpkit._coords import apply_matrix, pixel_grid
 from warpkit._modes import Interpolation, Padding
 from warpkit._native import _abi, _ops
+from warpkit._reference import reference_sample
 
 pytestmark = pytest.mark.skipif(not _native.available(), reason=f"compiled core not built: {_native.load_error()}")
 
 FILL = (0.2, 0.5, 0.8)
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
-
-
-def reference_sample(*args):
-    try:
-        from warpkit._reference import reference_sample as run
-    except ImportError:
-        from warpkit._sampler import reference_sample as run
-    return run(*args)
 
 
 def make_fill(values, pad, channels, dtype, batch=1):

@@ -14,14 +14,12 @@ import torch
 from ._checks import broadcast_batch
 from ._modes import Interpolation, Padding
 
-__all__ = ["reference_sample", "COORD_LIMIT", "CUBIC_A", "REACH"]
+__all__ = ["reference_sample", "taps", "border", "COORD_LIMIT", "CUBIC_A"]
 
 # Coordinates are clamped to +-COORD_LIMIT before taps are formed: it keeps integer indices far from
 # overflow, and float32 has no fractional precision left beyond it.
 COORD_LIMIT = float(2**24)
 CUBIC_A = -0.75
-# How far each interpolation's taps reach on either side of floor(x): (below, above).
-REACH = {Interpolation.NEAREST: (0, 1), Interpolation.BILINEAR: (0, 1), Interpolation.BICUBIC: (1, 2)}
 
 
 def reference_sample(

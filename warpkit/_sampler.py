@@ -16,9 +16,8 @@ from ._checks import broadcast_batch, check_floating, check_output_size, check_s
 from ._dispatch import Call, resample
 from ._errors import DTypeError, ShapeError
 from ._modes import Interpolation, Padding, parse_mode
-from ._reference import COORD_LIMIT, reference_sample
 
-__all__ = ["sample", "prepare_fill", "parse_fill", "COORD_LIMIT", "reference_sample"]
+__all__ = ["sample", "prepare_fill", "parse_fill"]
 
 
 def sample(
