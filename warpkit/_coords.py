@@ -11,6 +11,7 @@ __all__ = [
     "pixel_grid",
     "apply_matrix",
     "normalization_matrix",
+    "cached_constant",
     "theta_to_matrix",
     "matrix_to_theta",
     "theta_grid",
@@ -61,7 +62,27 @@ def normalization_matrix(
         sx, sy, ox, oy = 2 / width, 2 / height, 1 / width - 1, 1 / height - 1
     if inverse:
         sx, sy, ox, oy = 1 / sx, 1 / sy, -ox / sx, -oy / sy
-    return torch.tensor([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
+    return cached_constant(
+        ("normalization", sx, sy, ox, oy, dtype, device),
+        lambda: torch.tensor([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]], dtype=dtype, device=device),
+    )
+
+
+def cached_constant(key: tuple, make):
+    """A small read-only constant tensor, made once per key (device included), so that no host-to-device copy
+    repeats per call. Under tracing or torch.compile it is made afresh: a cached tensor must not be a tracer's
+    or a fake one."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return make()
+    value = _CONSTANTS.get(key)
+    if value is None:
+        if len(_CONSTANTS) > 256:
+            _CONSTANTS.clear()
+        value = _CONSTANTS[key] = make()
+    return value
+
+
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
 
 
 def linalg_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -24,7 +24,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from ._coords import apply_matrix, pixel_grid
+from ._coords import apply_matrix, cached_constant, pixel_grid
 from ._modes import Interpolation, Padding
 from ._reference import COORD_LIMIT, taps
 
@@ -169,7 +169,7 @@ def _pixel_frame(img, pixels, mode, pad, align):
     if pad is Padding.WRAP or (folds and not moderate):
         # Whole periods move every tap by whole periods, so each border rule reads the same pixels; remainder
         # is fmod (exact) plus at most one addition.
-        periods = _constant(
+        periods = cached_constant(
             ("periods", pad, height, width, pixels.dtype, pixels.device),
             lambda: pixels.new_tensor([_period(pad, width), _period(pad, height)]),
         )
@@ -235,25 +235,9 @@ def _normalise(pixels: torch.Tensor, height: int, width: int, offset: int, align
     return torch.addcmul(shift, pixels, scale)
 
 
-def _constant(key: tuple, make):
-    """A small constant tensor, made once per key (device included), so no host-to-device copy repeats. Under
-    tracing or torch.compile it is made afresh: a cached tensor must not be a tracer's or a fake one."""
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return make()
-    value = _CONSTANTS.get(key)
-    if value is None:
-        if len(_CONSTANTS) > 256:
-            _CONSTANTS.clear()
-        value = _CONSTANTS[key] = make()
-    return value
-
-
-_CONSTANTS: dict[tuple, torch.Tensor] = {}
-
-
 def _frame_constants(height, width, offset, align, dtype, device):
     """``(2,)`` scale and shift from pixels to the normalised frame."""
-    return _constant(
+    return cached_constant(
         ("frame", height, width, offset, align, dtype, device),
         lambda: _make_frame_constants(height, width, offset, align, dtype, device),
     )
@@ -284,7 +268,7 @@ def _to_normalised(matrix: torch.Tensor, src_size, dst_size, align: bool) -> tor
 
 
 def _normaliser(size, align, inverse, dtype, device):
-    return _constant(
+    return cached_constant(
         ("normaliser", size, align, inverse, dtype, device),
         lambda: _make_normaliser(size, align, inverse, dtype, device),
     )
@@ -305,7 +289,7 @@ def matrix_grid(matrix: torch.Tensor, size: tuple[int, int], affine: bool) -> to
     """``(B, H, W, 2)`` source pixel points of ``(B, 3, 3)`` destination -> source matrices, computed from the
     integer pixel centres as the reference computes them (so that nearest's .5 ties fall the same way)."""
     out_h, out_w = size
-    centres = _constant(
+    centres = cached_constant(
         ("centres", out_h, out_w, matrix.dtype, matrix.device),
         lambda: pixel_grid(size, matrix.dtype, matrix.device).reshape(1, out_h * out_w, 2),
     )
